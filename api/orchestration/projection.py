@@ -1,0 +1,109 @@
+"""Tasks projected onto Prefect deployments (the store stays the source of truth).
+
+Key contracts:
+- Writes have committed before anything here runs; nothing here may turn a committed
+  write into a 5xx. When Prefect is unreachable the task simply stays out of sync
+  (``synced_version != sync_version``) or keeps its tombstone, and the reconciler
+  converges it later.
+- A task is marked synced only for the exact version that was applied, so a write that
+  lands while an older version is being applied is never lost.
+- Trigger and cancel act on runs *now*; if Prefect cannot be reached they answer 503 and
+  change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from api.clock import Clock
+from api.db.engine import Database
+from api.db.models import Task
+from api.errors import ServiceUnavailable
+from api.orchestration.repository import SyncRepository
+from api.tasks.service import schedule_of
+from deployments.gateway import DeploymentSpec, Gateway, GatewayUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def deployment_spec(task: Task) -> DeploymentSpec:
+    """The deployment a task maps to (name = task id, schedule = the task's schedule)."""
+    return DeploymentSpec(
+        task_id=task.id,
+        account_id=task.account_id,
+        bot_id=task.bot_id,
+        name=task.name,
+        description=task.description,
+        schedule=schedule_of(task).to_prefect(),
+    )
+
+
+def trigger_key(task_id: str, now: datetime) -> str:
+    """Idempotency key of a trigger: one run per task per UTC minute."""
+    return f"taskbot-trigger:{task_id}:{now.strftime('%Y%m%dT%H%M')}"
+
+
+class DeploymentProjection:
+    """Applies task changes to Prefect right after they commit (best effort)."""
+
+    def __init__(self, db: Database, gateway: Gateway, clock: Clock) -> None:
+        self.db = db
+        self.gateway = gateway
+        self.clock = clock
+        # Set when a write could not be applied: the reconciler wakes up early.
+        self.pending = asyncio.Event()
+
+    async def push(self, task_ids: Sequence[str]) -> None:
+        """Apply the latest version of these tasks; out-of-sync ones wait for the reconciler."""
+        if not task_ids:
+            return
+        async with self.db.session() as session:
+            tasks = list(await SyncRepository(session).tasks(task_ids))
+        for task in tasks:
+            try:
+                await self.gateway.apply_deployment(deployment_spec(task))
+            except GatewayUnavailable as error:
+                log.warning("Prefect unreachable; task %s left out of sync: %s", task.id, error)
+                self.pending.set()
+                return
+            async with self.db.transaction() as session:
+                await SyncRepository(session).mark_synced(task.id, task.sync_version)
+
+    async def remove(self, tasks: Sequence[tuple[str, str]]) -> None:
+        """Delete the deployments of deleted tasks, then their tombstones."""
+        removed: list[str] = []
+        for _account_id, task_id in tasks:
+            try:
+                await self.gateway.delete_deployment(task_id)
+            except GatewayUnavailable as error:
+                log.warning("Prefect unreachable; deployment %s removed later: %s", task_id, error)
+                self.pending.set()
+                break
+            removed.append(task_id)
+        if removed:
+            async with self.db.transaction() as session:
+                await SyncRepository(session).clear_tombstones(removed)
+
+    async def trigger(self, task: Task) -> None:
+        """One ad-hoc flow run now, merged per task per UTC minute."""
+        try:
+            if task.synced_version != task.sync_version:
+                # The deployment may not exist yet (created during an outage).
+                await self.gateway.apply_deployment(deployment_spec(task))
+                async with self.db.transaction() as session:
+                    await SyncRepository(session).mark_synced(task.id, task.sync_version)
+            await self.gateway.create_flow_run(
+                task.id, idempotency_key=trigger_key(task.id, self.clock())
+            )
+        except GatewayUnavailable:
+            raise ServiceUnavailable("The orchestrator is unavailable; try again shortly") from None
+
+    async def cancel(self, task: Task) -> None:
+        """Cancel the task's running and queued runs."""
+        try:
+            await self.gateway.cancel_runs(task.id)
+        except GatewayUnavailable:
+            raise ServiceUnavailable("The orchestrator is unavailable; try again shortly") from None
