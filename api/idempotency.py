@@ -18,6 +18,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from api.clock import to_ms
 from api.db.engine import Database
@@ -43,7 +44,7 @@ class IdempotencyStore:
         """Claim ``key``; returns ``None`` when claimed, else the existing record."""
         async with self.db.transaction() as session:
             stmt = select(IdempotencyRecord).where(
-                IdempotencyRecord.account_id == account_id, IdempotencyRecord.key == key
+                col(IdempotencyRecord.account_id) == account_id, col(IdempotencyRecord.key) == key
             )
             existing = (await session.execute(stmt)).scalar_one_or_none()
             if existing is not None and existing.created_at > now_ms - TTL_MS:
@@ -83,7 +84,9 @@ class IdempotencyStore:
         """Forget keys older than 24 h."""
         async with self.db.transaction() as session:
             await session.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.created_at <= now_ms - TTL_MS)
+                delete(IdempotencyRecord).where(
+                    col(IdempotencyRecord.created_at) <= now_ms - TTL_MS
+                )
             )
 
 
@@ -96,7 +99,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
         """Claim the key, run the request, record what it answered."""
         key = _header(scope, HEADER)
         user = scope.get("user")
-        if scope["method"] != "POST" or key is None or user is None:
+        if scope.get("method") != "POST" or key is None or user is None:
             await next_app(scope, receive, send)
             return
         if not key or len(key) > KEY_MAX:

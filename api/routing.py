@@ -66,7 +66,7 @@ def page_response(items: list[Any], cursor_of: Callable[[Any], str]) -> Response
 
 async def stream_response(
     fmt: Format, rows: AsyncIterator[Any], convert: Callable[[Any], Any]
-) -> Stream:
+) -> Response[Any]:
     """A JSONL or CSV stream of ``rows``; the first page is read before the status line."""
     first_rows = await primed(rows)
     if fmt is Format.CSV:

@@ -53,7 +53,7 @@ def api(database_url: str) -> Iterator[Api]:
     gateway = MemoryGateway()
     settings = Settings(data_dir=Path("."), database_url=database_url)
 
-    def factory():  # type: ignore[no-untyped-def]
+    def factory():
         db = Database(create_engine(database_url))
         projection = DeploymentProjection(db, gateway, clock)
         return create_app(settings, projection=projection, db=db, clock=clock)

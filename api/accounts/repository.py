@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from api.db.models import Account, ApiToken
 
@@ -16,7 +17,7 @@ class AccountRepository:
 
     async def by_name(self, name: str) -> Account | None:
         """The account with this name, if any."""
-        stmt = select(Account).where(Account.name == name)
+        stmt = select(Account).where(col(Account.name) == name)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     def add(self, row: Account | ApiToken) -> None:
@@ -25,5 +26,5 @@ class AccountRepository:
 
     async def account_of_token(self, token_hash: str) -> str | None:
         """The account id a token hash belongs to."""
-        stmt = select(ApiToken.account_id).where(ApiToken.token_hash == token_hash)
+        stmt = select(col(ApiToken.account_id)).where(col(ApiToken.token_hash) == token_hash)
         return (await self.session.execute(stmt)).scalar_one_or_none()

@@ -66,7 +66,7 @@ class OwnedRepository(Generic[RowT]):
                 stmt = stmt.where(getattr(self._m, name).in_(value))
             elif value is not None:
                 stmt = stmt.where(getattr(self._m, name) == value)
-        dialect = self.session.bind.dialect.name
+        dialect = self.session.get_bind().dialect.name
         for filt in query.meta:
             stmt = stmt.where(meta_condition(self._m.meta, filt, dialect))
         after = await self._cursor_key(account_id, query.cursor)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from api.db.models import DeploymentTombstone, Task
 
@@ -18,14 +19,14 @@ class SyncRepository:
 
     async def tasks(self, task_ids: Sequence[str]) -> Sequence[Task]:
         """Task rows by id, any account."""
-        stmt = select(Task).where(Task.id.in_(task_ids))  # type: ignore[attr-defined]
+        stmt = select(Task).where(col(Task.id).in_(task_ids))
         return (await self.session.execute(stmt)).scalars().all()
 
     async def mark_synced(self, task_id: str, version: int) -> None:
         """Record that ``version`` of the task is applied, unless it changed meanwhile."""
         await self.session.execute(
             update(Task)
-            .where(Task.id == task_id, Task.sync_version == version)  # type: ignore[arg-type]
+            .where(col(Task.id) == task_id, col(Task.sync_version) == version)
             .values(synced_version=version)
         )
 
@@ -34,22 +35,24 @@ class SyncRepository:
         if task_ids:
             await self.session.execute(
                 update(Task)
-                .where(Task.id.in_(task_ids))  # type: ignore[attr-defined]
-                .values(sync_version=Task.sync_version + 1)
+                .where(col(Task.id).in_(task_ids))
+                .values(sync_version=col(Task.sync_version) + 1)
             )
 
     async def unsynced_ids(self, limit: int, after: str | None = None) -> Sequence[str]:
         """Ids of tasks whose latest version is not applied yet, in id order."""
-        stmt = select(Task.id).where(Task.synced_version != Task.sync_version)
+        stmt = select(col(Task.id)).where(col(Task.synced_version) != col(Task.sync_version))
         if after is not None:
-            stmt = stmt.where(Task.id > after)
-        stmt = stmt.order_by(Task.id).limit(limit)
+            stmt = stmt.where(col(Task.id) > after)
+        stmt = stmt.order_by(col(Task.id)).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 
     async def unsynced_count(self) -> int:
         """How many tasks are out of sync."""
         stmt = (
-            select(func.count()).select_from(Task).where(Task.synced_version != Task.sync_version)
+            select(func.count())
+            .select_from(Task)
+            .where(col(Task.synced_version) != col(Task.sync_version))
         )
         return int((await self.session.execute(stmt)).scalar_one())
 
@@ -57,34 +60,34 @@ class SyncRepository:
         """Which of these task ids exist."""
         if not task_ids:
             return set()
-        stmt = select(Task.id).where(Task.id.in_(task_ids))  # type: ignore[attr-defined]
+        stmt = select(col(Task.id)).where(col(Task.id).in_(task_ids))
         return set((await self.session.execute(stmt)).scalars().all())
 
     async def all_ids(self, after: str | None, limit: int) -> Sequence[str]:
         """Every task id in id order, a batch at a time."""
-        stmt = select(Task.id)
+        stmt = select(col(Task.id))
         if after is not None:
-            stmt = stmt.where(Task.id > after)
-        stmt = stmt.order_by(Task.id).limit(limit)
+            stmt = stmt.where(col(Task.id) > after)
+        stmt = stmt.order_by(col(Task.id)).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 
     async def tombstones(self, limit: int) -> Sequence[str]:
         """Task ids whose deployment must still be removed."""
-        stmt = select(DeploymentTombstone.task_id).limit(limit)
+        stmt = select(col(DeploymentTombstone.task_id)).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 
     async def clear_tombstones(self, task_ids: Sequence[str]) -> None:
         """Forget tombstones whose deployment is gone."""
         if task_ids:
             await self.session.execute(
-                delete(DeploymentTombstone).where(DeploymentTombstone.task_id.in_(task_ids))  # type: ignore[attr-defined]
+                delete(DeploymentTombstone).where(col(DeploymentTombstone.task_id).in_(task_ids))
             )
 
     async def expired(self, now_ms: int, limit: int) -> Sequence[tuple[str, str]]:
         """(account_id, id) of tasks past their ``expires_at``."""
         stmt = (
-            select(Task.account_id, Task.id)
-            .where(Task.expires_at.is_not(None), Task.expires_at <= now_ms)  # type: ignore[union-attr,operator]
+            select(col(Task.account_id), col(Task.id))
+            .where(col(Task.expires_at).is_not(None), col(Task.expires_at) <= now_ms)
             .limit(limit)
         )
         return [(a, i) for a, i in (await self.session.execute(stmt)).all()]

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from api.db.models import DeploymentTombstone, Task
 from api.db.owned import OwnedRepository
@@ -24,21 +25,23 @@ class TaskRepository(OwnedRepository[Task]):
     def _visible(self, account_id: str) -> list[Any]:
         # A task past its expiresAt is deleted by the sweeper soon; until then it must
         # already behave as deleted.
-        live = or_(Task.expires_at.is_(None), Task.expires_at > self.now_ms)  # type: ignore[union-attr,operator]
+        live = or_(col(Task.expires_at).is_(None), col(Task.expires_at) > self.now_ms)
         return [*super()._visible(account_id), live]
 
     async def ids_of_contact(self, account_id: str, contact_id: str) -> Sequence[str]:
         """Ids of every task of one contact (deleting a contact deletes them)."""
-        stmt = select(Task.id).where(Task.account_id == account_id, Task.contact_id == contact_id)
+        stmt = select(col(Task.id)).where(
+            col(Task.account_id) == account_id, col(Task.contact_id) == contact_id
+        )
         return (await self.session.execute(stmt)).scalars().all()
 
     async def detach_bot(self, account_id: str, bot_id: str) -> Sequence[str]:
         """Set ``bot_id`` to null on the bot's tasks; returns their ids (to re-project)."""
         stmt = (
             update(Task)
-            .where(Task.account_id == account_id, Task.bot_id == bot_id)  # type: ignore[arg-type]
-            .values(bot_id=None, updated_at=self.now_ms, sync_version=Task.sync_version + 1)
-            .returning(Task.id)
+            .where(col(Task.account_id) == account_id, col(Task.bot_id) == bot_id)
+            .values(bot_id=None, updated_at=self.now_ms, sync_version=col(Task.sync_version) + 1)
+            .returning(col(Task.id))
         )
         return (await self.session.execute(stmt)).scalars().all()
 
@@ -51,7 +54,7 @@ class TaskRepository(OwnedRepository[Task]):
         if not ids:
             return
         await self.session.execute(
-            delete(Task).where(Task.account_id == account_id, Task.id.in_(ids))  # type: ignore[attr-defined]
+            delete(Task).where(col(Task.account_id) == account_id, col(Task.id).in_(ids))
         )
         for task_id in ids:
             await self.session.merge(
