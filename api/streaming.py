@@ -10,8 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -25,6 +24,10 @@ log = logging.getLogger(__name__)
 RowT = TypeVar("RowT")
 
 _BATCH = 100
+# libyaml's emitter is ~5x faster than the pure-Python one (CSV export time is dominated
+# by YAML); it needs a finite width, so "no folding" is the largest width it accepts.
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_NO_FOLDING = 2**31 - 1
 
 
 async def primed(rows: AsyncIterator[RowT]) -> AsyncIterator[RowT]:
@@ -89,8 +92,13 @@ def yaml_text(value: dict[str, Any]) -> str:
     """Block-style YAML without line folding; ``{}`` for an empty mapping."""
     if not value:
         return "{}"
-    text = yaml.safe_dump(
-        value, default_flow_style=False, sort_keys=False, allow_unicode=True, width=math.inf
+    text = yaml.dump(
+        value,
+        Dumper=_YAML_DUMPER,
+        default_flow_style=False,
+        sort_keys=False,
+        allow_unicode=True,
+        width=_NO_FOLDING,
     )
     return text.rstrip("\n")
 
@@ -108,25 +116,19 @@ def _csv_cell(value: Any) -> str:
 def csv_body(
     rows: AsyncIterator[Any], convert: Callable[[Any], msgspec.Struct]
 ) -> AsyncIterator[bytes]:
-    """A header of the first item's keys (unquoted), then every value double-quoted."""
-    state: dict[str, bool] = {"header": False}
+    """A header of the first item's wire keys (unquoted), then every value double-quoted."""
+    header_sent = False
 
     def encode(batch: list[Any]) -> bytes:
+        nonlocal header_sent
         out = io.StringIO()
         writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
         for row in batch:
             item = convert(row)
-            fields: Iterable[str] = msgspec.structs.asdict(item).keys()
-            if not state["header"]:
-                names = [_wire_name(item, f) for f in fields]
-                out.write(",".join(names) + "\n")
-                state["header"] = True
-            writer.writerow(_csv_cell(getattr(item, f)) for f in item.__struct_fields__)
+            if not header_sent:
+                out.write(",".join(item.__struct_encode_fields__) + "\n")
+                header_sent = True
+            writer.writerow(_csv_cell(getattr(item, name)) for name in item.__struct_fields__)
         return out.getvalue().encode()
 
     return _batched(rows, encode)
-
-
-def _wire_name(item: msgspec.Struct, field: str) -> str:
-    index = item.__struct_fields__.index(field)
-    return item.__struct_encode_fields__[index]
