@@ -19,8 +19,11 @@ from api.bots.service import BotService
 from api.clock import Clock, system_clock
 from api.contacts.controller import ContactController
 from api.contacts.service import ContactService
+from api.conversations.controller import ConversationController
+from api.conversations.service import ConversationService, MessageService
 from api.db.engine import Database, create_engine
 from api.error_handlers import handle_exception
+from api.executions.service import ExecutionService
 from api.idempotency import IdempotencyMiddleware, IdempotencyStore
 from api.routing import validate_json_body
 from api.settings import Settings
@@ -62,6 +65,9 @@ def create_app(
     tasks = TaskService(database, clock, projection)
     bots = BotService(database, clock, projection)
     contacts = ContactService(database, clock, projection)
+    executions = ExecutionService(database, clock, projection)
+    conversations = ConversationService(database, clock)
+    messages = MessageService(database, clock)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -76,12 +82,21 @@ def create_app(
                 await database.dispose()
 
     app = Litestar(
-        route_handlers=[health, TaskController, BotController, ContactController],
+        route_handlers=[
+            health,
+            TaskController,
+            BotController,
+            ContactController,
+            ConversationController,
+        ],
         dependencies={
             "account_id": Provide(provide_account_id),
             "tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False),
             "bots": Provide(lambda: bots, use_cache=True, sync_to_thread=False),
             "contacts": Provide(lambda: contacts, use_cache=True, sync_to_thread=False),
+            "executions": Provide(lambda: executions, use_cache=True, sync_to_thread=False),
+            "conversations": Provide(lambda: conversations, use_cache=True, sync_to_thread=False),
+            "messages": Provide(lambda: messages, use_cache=True, sync_to_thread=False),
         },
         middleware=[auth_middleware(), IdempotencyMiddleware()],
         exception_handlers={Exception: handle_exception},

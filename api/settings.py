@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path(".data")
@@ -25,9 +25,11 @@ class Settings:
     # The reconciler converges out-of-sync tasks this often (seconds).
     reconcile_interval: float = 15.0
     default_session_ms: int = 600_000
+    # Per-account quotas when the account row sets none.
+    quota_concurrent_sessions: int = 200
+    quota_conversations_per_day: int = 10_000
     max_request_bytes: int = 1024 * 1024
     sql_echo: bool = False
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -46,6 +48,10 @@ class Settings:
             work_pool=env.get("TASKBOT_WORK_POOL", "taskbot"),
             reconcile_interval=float(env.get("TASKBOT_RECONCILE_INTERVAL", "15")),
             default_session_ms=int(env.get("TASKBOT_DEFAULT_SESSION_MS", "600000")),
+            quota_concurrent_sessions=int(env.get("TASKBOT_QUOTA_CONCURRENT_SESSIONS", "200")),
+            quota_conversations_per_day=int(
+                env.get("TASKBOT_QUOTA_CONVERSATIONS_PER_DAY", "10000")
+            ),
             sql_echo=env.get("TASKBOT_SQL_ECHO", "") in {"1", "true", "yes"},
         )
 

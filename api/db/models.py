@@ -40,6 +40,9 @@ class Account(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(sa_column=Column(String(191), unique=True, nullable=False))
+    # Quotas; NULL means the operator's default (TASKBOT_QUOTA_*).
+    max_concurrent_sessions: int | None = None
+    max_conversations_per_day: int | None = None
     created_at: int = _ms()
 
 
@@ -128,6 +131,8 @@ class Task(SQLModel, table=True):
     next_run_at: int | None = _ms(nullable=True)
     expires_at: int | None = _ms(nullable=True, index=True)
     meta: dict[str, Any] | None = _json()
+    # The flow run that holds ``status: running`` (a lease a dead worker cannot keep).
+    running_flow_run_id: str | None = Field(default=None, max_length=64)
     sync_version: int = Field(default=1)
     synced_version: int = Field(default=0)
     created_at: int = _ms()
@@ -163,3 +168,73 @@ class DeploymentTombstone(SQLModel, table=True):
     task_id: str = Field(primary_key=True, max_length=64)
     account_id: str = Field(max_length=64)
     created_at: int = _ms()
+
+
+class Conversation(SQLModel, table=True):
+    """One conversation of a bot; a task run opens one."""
+
+    __tablename__ = "conversation"
+    __table_args__ = (Index("ix_conversation_account_page", "account_id", "created_at", "id"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    account_id: str = _fk("account.id", "CASCADE", nullable=False)
+    bot_id: str | None = _fk("bot.id", "SET NULL")
+    contact_id: str | None = _fk("contact.id", "SET NULL")
+    task_id: str | None = _fk("task.id", "SET NULL")
+    name: str = Field(default="", sa_column=Column(String(191), nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    meta: dict[str, Any] | None = _json()
+    created_at: int = _ms()
+    updated_at: int = _ms()
+
+
+class Message(SQLModel, table=True):
+    """One message of a conversation (``user``, ``bot``, ``instruction``, ``activity``…)."""
+
+    __tablename__ = "message"
+    __table_args__ = (Index("ix_message_conversation_page", "conversation_id", "created_at", "id"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    account_id: str = _fk("account.id", "CASCADE", nullable=False)
+    conversation_id: str = _fk("conversation.id", "CASCADE", nullable=False)
+    type: str = Field(max_length=32)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    meta: dict[str, Any] | None = _json()
+    created_at: int = _ms()
+    updated_at: int = _ms()
+
+
+class Execution(SQLModel, table=True):
+    """One run of a task: what it was for, how it went, and its Prefect flow run.
+
+    ``slot`` makes runs idempotent: ``schedule:<scheduled ms>`` for scheduled runs (one
+    per task and scheduled time, however many flow runs Prefect made for it) and
+    ``run:<flow run id>`` for the rest. ``phase`` is the internal life cycle
+    (waiting → running → done); the wire shows ``status``.
+    """
+
+    __tablename__ = "execution"
+    __table_args__ = (
+        Index("ix_execution_task_page", "task_id", "created_at", "id"),
+        Index("ux_execution_task_slot", "task_id", "slot", unique=True),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    account_id: str = _fk("account.id", "CASCADE", nullable=False)
+    task_id: str = _fk("task.id", "CASCADE", nullable=False)
+    conversation_id: str | None = _fk("conversation.id", "SET NULL")
+    flow_run_id: str | None = Field(default=None, max_length=64, index=True)
+    slot: str = Field(max_length=96)
+    kind: str = Field(max_length=16)
+    phase: str = Field(default="running", max_length=16)
+    name: str = Field(default="", sa_column=Column(String(191), nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    meta: dict[str, Any] | None = _json()
+    status: str = Field(default="running", max_length=16)
+    outcome: str = Field(default="pending", max_length=16)
+    summary: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    scheduled_for: int | None = _ms(nullable=True)
+    started_at: int | None = _ms(nullable=True)
+    completed_at: int | None = _ms(nullable=True)
+    created_at: int = _ms()
+    updated_at: int = _ms()

@@ -107,3 +107,10 @@ class DeploymentProjection:
             await self.gateway.cancel_runs(task.id)
         except GatewayUnavailable:
             raise ServiceUnavailable("The orchestrator is unavailable; try again shortly") from None
+
+    async def cancel_run(self, flow_run_id: str) -> None:
+        """Cancel one flow run (an execution)."""
+        try:
+            await self.gateway.cancel_run(flow_run_id)
+        except GatewayUnavailable:
+            raise ServiceUnavailable("The orchestrator is unavailable; try again shortly") from None

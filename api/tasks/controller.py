@@ -9,6 +9,8 @@ from litestar.params import Parameter
 from litestar.response import Response
 
 from api.errors import BadRequest
+from api.executions.schemas import ExecutionCancelled, ExecutionOut
+from api.executions.service import ExecutionService
 from api.listing import Format, build_list_query, negotiate, split_csv
 from api.routing import errors, list_response, page_response, stream_response
 from api.tasks.schemas import TaskCreate, TaskExportItem, TaskOut, TaskUpdate
@@ -100,6 +102,38 @@ class TaskController(Controller):
     ) -> IdResponse:
         """Queue one run now (triggers within one UTC minute merge into one run)."""
         return IdResponse(id=await tasks.trigger(account_id, task_id))
+
+    @get("/{task_id:str}/execution/list", responses=errors(400, 404))
+    async def executions(
+        self,
+        request: Request[Any, Any, Any],
+        task_id: str,
+        tasks: TaskService,
+        executions: ExecutionService,
+        account_id: str,
+    ) -> Response[Page[ExecutionOut]]:
+        """The runs of one task, newest first: a JSON page or all pages as JSONL."""
+        await tasks.get(account_id, task_id)
+        return await list_response(request, executions, account_id, {"task_id": task_id})
+
+    @post(
+        "/{task_id:str}/execution/{execution_id:str}/cancel",
+        status_code=200,
+        responses=errors(400, 404, 503),
+    )
+    async def cancel_execution(
+        self,
+        task_id: str,
+        execution_id: str,
+        data: EmptyBody,
+        tasks: TaskService,
+        executions: ExecutionService,
+        account_id: str,
+    ) -> ExecutionCancelled:
+        """Cancel one run of the task (a finished one is left as it is)."""
+        await tasks.get(account_id, task_id)
+        await executions.cancel(account_id, task_id, execution_id)
+        return ExecutionCancelled(id=execution_id, task_id=task_id)
 
     @post("/{task_id:str}/cancel", status_code=200, responses=errors(400, 404, 503))
     async def cancel(

@@ -28,3 +28,6 @@ class TaskProjection(Protocol):
 
     async def cancel(self, task: Task) -> None:
         """Cancel the task's running and queued runs; raises ``ServiceUnavailable``."""
+
+    async def cancel_run(self, flow_run_id: str) -> None:
+        """Cancel one flow run; raises ``ServiceUnavailable``."""

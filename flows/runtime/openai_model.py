@@ -140,9 +140,13 @@ class OpenAIChatModel:
     def _redact(self, text: str) -> str:
         """Remove the provider's key, and anything shaped like an OpenAI key, from ``text``."""
         key = self._config.api_key
-        if key:
+        # A very short "key" (a placeholder such as "x") would blank out ordinary words.
+        if key and len(key) >= _MIN_SECRET_LENGTH:
             text = text.replace(key, "***")
         return _KEY_LIKE.sub(r"\1***", text)
+
+
+_MIN_SECRET_LENGTH = 8
 
 
 def to_wire_message(message: ChatMessage) -> ChatCompletionMessageParam:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 15:11:15.992450
+Create Date: 2026-11-29 15:20:46.122439
 """
 
 from collections.abc import Sequence
@@ -22,6 +22,8 @@ def upgrade() -> None:
         "account",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=191), nullable=False),
+        sa.Column("max_concurrent_sessions", sa.Integer(), nullable=True),
+        sa.Column("max_conversations_per_day", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
@@ -143,6 +145,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
+        sa.Column("running_flow_run_id", sa.String(length=64), nullable=True),
         sa.Column("sync_version", sa.Integer(), nullable=False),
         sa.Column("synced_version", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
@@ -162,8 +165,135 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_task_expires_at"), ["expires_at"], unique=False)
         batch_op.create_index("ix_task_unsynced", ["synced_version", "sync_version"], unique=False)
 
+    op.create_table(
+        "conversation",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.String(length=64), nullable=False),
+        sa.Column("bot_id", sa.String(length=64), nullable=True),
+        sa.Column("contact_id", sa.String(length=64), nullable=True),
+        sa.Column("task_id", sa.String(length=64), nullable=True),
+        sa.Column("name", sa.String(length=191), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column(
+            "meta",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["account.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["bot_id"], ["bot.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["contact_id"], ["contact.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["task_id"], ["task.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("conversation", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_conversation_account_id"), ["account_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_conversation_account_page", ["account_id", "created_at", "id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_conversation_bot_id"), ["bot_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_conversation_contact_id"), ["contact_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_conversation_task_id"), ["task_id"], unique=False)
+
+    op.create_table(
+        "execution",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.String(length=64), nullable=False),
+        sa.Column("task_id", sa.String(length=64), nullable=False),
+        sa.Column("conversation_id", sa.String(length=64), nullable=True),
+        sa.Column("flow_run_id", sa.String(length=64), nullable=True),
+        sa.Column("slot", sa.String(length=96), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("phase", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=191), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column(
+            "meta",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("summary", sa.Text(), nullable=True),
+        sa.Column("scheduled_for", sa.BigInteger(), nullable=True),
+        sa.Column("started_at", sa.BigInteger(), nullable=True),
+        sa.Column("completed_at", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["account.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["conversation_id"], ["conversation.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["task_id"], ["task.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("execution", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_execution_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_execution_conversation_id"), ["conversation_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_execution_flow_run_id"), ["flow_run_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_execution_task_id"), ["task_id"], unique=False)
+        batch_op.create_index(
+            "ix_execution_task_page", ["task_id", "created_at", "id"], unique=False
+        )
+        batch_op.create_index("ux_execution_task_slot", ["task_id", "slot"], unique=True)
+
+    op.create_table(
+        "message",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.String(length=64), nullable=False),
+        sa.Column("conversation_id", sa.String(length=64), nullable=False),
+        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column(
+            "meta",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["account.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["conversation_id"], ["conversation.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("message", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_message_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_message_conversation_id"), ["conversation_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_message_conversation_page", ["conversation_id", "created_at", "id"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("message", schema=None) as batch_op:
+        batch_op.drop_index("ix_message_conversation_page")
+        batch_op.drop_index(batch_op.f("ix_message_conversation_id"))
+        batch_op.drop_index(batch_op.f("ix_message_account_id"))
+
+    op.drop_table("message")
+    with op.batch_alter_table("execution", schema=None) as batch_op:
+        batch_op.drop_index("ux_execution_task_slot")
+        batch_op.drop_index("ix_execution_task_page")
+        batch_op.drop_index(batch_op.f("ix_execution_task_id"))
+        batch_op.drop_index(batch_op.f("ix_execution_flow_run_id"))
+        batch_op.drop_index(batch_op.f("ix_execution_conversation_id"))
+        batch_op.drop_index(batch_op.f("ix_execution_account_id"))
+
+    op.drop_table("execution")
+    with op.batch_alter_table("conversation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_conversation_task_id"))
+        batch_op.drop_index(batch_op.f("ix_conversation_contact_id"))
+        batch_op.drop_index(batch_op.f("ix_conversation_bot_id"))
+        batch_op.drop_index("ix_conversation_account_page")
+        batch_op.drop_index(batch_op.f("ix_conversation_account_id"))
+
+    op.drop_table("conversation")
     with op.batch_alter_table("task", schema=None) as batch_op:
         batch_op.drop_index("ix_task_unsynced")
         batch_op.drop_index(batch_op.f("ix_task_expires_at"))
