@@ -69,6 +69,47 @@ def api_command(
     )
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface the API binds.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    prefect_port: Annotated[int, typer.Option(help="Prefect server (and UI) port.")] = 4200,
+) -> None:
+    """Run everything locally: Prefect server (embedded PostgreSQL), API, reconciler, worker."""
+    from api.serve import serve
+
+    serve(_settings(), host=host, port=port, prefect_port=prefect_port)
+
+
+@app.command("worker")
+def worker_command(
+    limit: Annotated[int, typer.Option(help="Sessions run at once.")] = 200,
+    poll: Annotated[float, typer.Option(help="Seconds between polls for runs.")] = 1.0,
+    grace: Annotated[float, typer.Option(help="Seconds running sessions get on stop.")] = 60.0,
+    name: Annotated[str | None, typer.Option(help="Worker name shown in Prefect.")] = None,
+) -> None:
+    """Run bot sessions: a Prefect worker that runs flow runs in this process."""
+    from flows.worker_serve import serve_worker
+
+    settings = _settings()
+    if not settings.prefect_api_url:
+        typer.echo("error: set TASKBOT_PREFECT_API_URL (or PREFECT_API_URL)", err=True)
+        raise typer.Exit(2)
+    try:
+        asyncio.run(
+            serve_worker(
+                api_url=settings.prefect_api_url,
+                work_pool=settings.work_pool,
+                limit=limit,
+                poll_seconds=poll,
+                grace_seconds=grace,
+                name=name,
+            )
+        )
+    except KeyboardInterrupt:
+        typer.echo("worker stopped")
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply schema migrations up to REVISION (default: head)."""

@@ -36,7 +36,7 @@ TOOLS = (READ_TASK, FINISH)
 
 
 def local_time(task: Task, at: datetime) -> str:
-    """``at`` as wall-clock time in the task's timezone, e.g. ``2026-03-10 09:00 (Europe/Berlin)``."""
+    """``at`` as wall-clock time in the task's timezone: ``2026-03-10 09:00 (Europe/Berlin)``."""
     zone = task.timezone or "UTC"
     return f"{at.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} ({zone})"
 

@@ -39,6 +39,17 @@ def database_url(
             yield url
 
 
+@pytest.fixture(params=BACKENDS)
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database of each backend for one test (for whole-store assertions)."""
+    if request.param == "sqlite":
+        with sqlite_database(tmp_path) as url:
+            yield url
+    else:
+        with postgres_database() as url:
+            yield url
+
+
 @dataclass
 class Api:
     """A running API server and what the tests need to reach into."""

@@ -1,0 +1,5 @@
+"""``python -m api``: the taskbot CLI."""
+
+from api.cli import main
+
+main()
