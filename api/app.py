@@ -25,6 +25,7 @@ from api.db.engine import Database, create_engine
 from api.error_handlers import handle_exception
 from api.executions.service import ExecutionService
 from api.idempotency import IdempotencyMiddleware, IdempotencyStore
+from api.quotas import quota_defaults
 from api.routing import validate_json_body
 from api.settings import Settings
 from api.tasks.controller import TaskController
@@ -62,7 +63,7 @@ def create_app(
     left open for its owner to close.
     """
     database = db or Database(create_engine(settings.database_url, echo=settings.sql_echo))
-    tasks = TaskService(database, clock, projection)
+    tasks = TaskService(database, clock, projection, quota_defaults(settings))
     bots = BotService(database, clock, projection)
     contacts = ContactService(database, clock, projection)
     executions = ExecutionService(database, clock, projection)

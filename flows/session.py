@@ -20,6 +20,7 @@ from typing import Any
 from api.clock import to_ms
 from api.db.models import Bot, Execution, Task
 from api.ids import new_id
+from api.quotas import quota_defaults
 from api.tasks.service import schedule_of
 from flows.environment import SessionEnvironment
 from flows.instructions import instructions, task_details
@@ -197,21 +198,11 @@ class BotSession:
         await self.store.update_execution(
             execution.id, started_at=to_ms(started), updated_at=self._now_ms()
         )
-        settings = self.env.settings
-        quota = await self.store.quota(
-            task.account_id,
-            started,
-            (settings.quota_concurrent_sessions, settings.quota_conversations_per_day),
-        )
-        # Our own lease is already counted among the running sessions.
-        if (
-            quota.running > quota.max_running
-            or quota.conversations_today >= quota.max_conversations_per_day
-        ):
-            reason = quota.exceeded or "Quota reached"
-            return await self._finish(
-                task, execution, None, LoopResult(reason, success=False), Ending.FAILED
-            )
+        usage = await self.store.usage(task.account_id, started, quota_defaults(self.env.settings))
+        refusal = usage.refusal(including_self=True)
+        if refusal is not None:
+            result = LoopResult(refusal[0], success=False)
+            return await self._finish(task, execution, None, result, Ending.FAILED)
         if bot is None:
             result = LoopResult("No bot configured", success=False)
             return await self._finish(task, execution, None, result, Ending.FAILED)

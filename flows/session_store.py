@@ -10,38 +10,19 @@ Key contracts:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from api.db.engine import Database
-from api.db.models import Account, Bot, Conversation, Execution, Message, Task
+from api.db.models import Bot, Conversation, Execution, Message, Task
 from api.ids import new_id
+from api.quotas import QuotaDefaults, Usage, read_usage
 
 DONE = "done"
-
-
-@dataclass(frozen=True)
-class Quota:
-    """An account's limits and current use."""
-
-    running: int
-    max_running: int
-    conversations_today: int
-    max_conversations_per_day: int
-
-    @property
-    def exceeded(self) -> str | None:
-        """Why a new session may not start, or ``None``."""
-        if self.running >= self.max_running:
-            return f"Concurrent session limit reached ({self.max_running})"
-        if self.conversations_today >= self.max_conversations_per_day:
-            return f"Daily conversation limit reached ({self.max_conversations_per_day})"
-        return None
 
 
 class SessionStore:
@@ -131,29 +112,10 @@ class SessionStore:
                 )
             )
 
-    async def quota(self, account_id: str, now: datetime, defaults: tuple[int, int]) -> Quota:
-        """The account's running sessions and today's (UTC) conversations against its limits."""
-        day_start = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    async def usage(self, account_id: str, now: datetime, defaults: QuotaDefaults) -> Usage:
+        """The account's quota use (our own session already counts as running)."""
         async with self.db.session() as session:
-            account = await session.get(Account, account_id)
-            running = await session.execute(
-                select(func.count())
-                .select_from(Task)
-                .where(col(Task.account_id) == account_id, col(Task.status) == "running")
-            )
-            today = await session.execute(
-                select(func.count())
-                .select_from(Conversation)
-                .where(
-                    col(Conversation.account_id) == account_id,
-                    col(Conversation.created_at) >= int(day_start.timestamp() * 1000),
-                )
-            )
-        max_running, max_daily = defaults
-        if account is not None:
-            max_running = account.max_concurrent_sessions or max_running
-            max_daily = account.max_conversations_per_day or max_daily
-        return Quota(int(running.scalar_one()), max_running, int(today.scalar_one()), max_daily)
+            return await read_usage(session, account_id, now, defaults)
 
     async def previous_summary(self, task_id: str, other_than: str) -> str | None:
         """The summary of the task's latest finished execution."""

@@ -11,10 +11,12 @@ from api.clock import Clock, from_ms, to_ms
 from api.contacts.repository import ContactRepository
 from api.db.engine import Database
 from api.db.models import Task
-from api.errors import BadRequest, NotFound
+from api.errors import BadRequest, LimitsReached, NotFound
 from api.ids import new_id
 from api.meta import apply_meta_update, check_meta
+from api.quotas import QuotaDefaults, quota_defaults, read_usage
 from api.resources import ResourceService, sent_fields
+from api.settings import Settings
 from api.tasks.projection import TaskProjection
 from api.tasks.repository import TaskRepository
 from api.tasks.schemas import TaskCreate, TaskExportItem, TaskOut, TaskUpdate
@@ -96,9 +98,16 @@ def _parse(schedule: str | None, timezone: str | None, now: datetime) -> TaskSch
 class TaskService(ResourceService[Task, TaskOut]):
     """Create, read, update, delete, list, trigger and cancel tasks of one account."""
 
-    def __init__(self, db: Database, clock: Clock, projection: TaskProjection) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        projection: TaskProjection,
+        quotas: QuotaDefaults | None = None,
+    ) -> None:
         super().__init__(db, clock, self.present, "Task not found")
         self.projection = projection
+        self.quotas = quotas or quota_defaults(Settings())
 
     def present(self, task: Task) -> TaskOut:
         """The wire object of ``task`` as of now."""
@@ -185,8 +194,15 @@ class TaskService(ResourceService[Task, TaskOut]):
         return task_id
 
     async def trigger(self, account_id: str, task_id: str) -> str:
-        """Queue one run now (merged per task per UTC minute)."""
-        await self.projection.trigger(await self.get(account_id, task_id))
+        """Queue one run now (merged per task per UTC minute); 429 when over quota."""
+        task = await self.get(account_id, task_id)
+        async with self.db.session() as session:
+            usage = await read_usage(session, account_id, self.clock(), self.quotas)
+        # A trigger of a task that is running only queues behind it: no new concurrency.
+        refusal = usage.refusal(including_self=task.status == "running")
+        if refusal is not None:
+            raise LimitsReached(refusal[0], retry_after=refusal[1])
+        await self.projection.trigger(task)
         return task_id
 
     async def cancel(self, account_id: str, task_id: str) -> str:

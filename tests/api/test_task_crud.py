@@ -300,3 +300,31 @@ async def test_idempotency_keys_are_per_account(tenant: Tenant, other_tenant: Te
     a = await tenant.http.post("/api/v1/task/create", json={}, headers=headers)
     b = await other_tenant.http.post("/api/v1/task/create", json={}, headers=headers)
     assert a.json()["id"] != b.json()["id"]
+
+
+async def test_trigger_over_quota_is_429(api: Api, tenant: Tenant) -> None:
+    from sqlalchemy import update
+
+    from api.db.engine import Database, create_engine
+    from api.db.models import Account, Task
+
+    busy = await create(tenant)
+    idle = await create(tenant)
+    db = Database(create_engine(api.database_url))
+    try:
+        async with db.transaction() as session:
+            await session.execute(
+                update(Account)
+                .where(Account.id == tenant.account_id)
+                .values(max_concurrent_sessions=1)
+            )
+            await session.execute(update(Task).where(Task.id == busy).values(status="running"))
+    finally:
+        await db.dispose()
+    r = await tenant.http.post(f"/api/v1/task/{idle}/trigger", json={})
+    assert_error(r, 429, "LIMITS_REACHED", "Concurrent session limit reached (1)")
+    assert r.headers["retry-after"] == "30"
+    assert await api.gateway.read_runs(idle) == []
+    # The running task itself may still be triggered: that run only queues behind it.
+    r = await tenant.http.post(f"/api/v1/task/{busy}/trigger", json={})
+    assert r.status_code == 200
