@@ -44,7 +44,11 @@ def build_orchestration(
     if gateway is None:
         if not settings.prefect_api_url:
             raise RuntimeError("TASKBOT_PREFECT_API_URL (or PREFECT_API_URL) must be set")
-        gateway = PrefectGateway(settings.prefect_api_url, work_pool=settings.work_pool)
+        gateway = PrefectGateway(
+            settings.prefect_api_url,
+            work_pool=settings.work_pool,
+            work_pool_type=settings.work_pool_type,
+        )
     projection = DeploymentProjection(db, gateway, clock)
     reconciler = Reconciler(db, gateway, projection, clock, interval=settings.reconcile_interval)
     return Orchestration(db, gateway, projection, reconciler)

@@ -22,6 +22,8 @@ class Settings:
     database_url: str = ""
     prefect_api_url: str | None = None
     work_pool: str = "taskbot"
+    # "taskbot" runs sessions on our in-process worker; "process" on Prefect's own workers.
+    work_pool_type: str = "taskbot"
     # The reconciler converges out-of-sync tasks this often (seconds).
     reconcile_interval: float = 15.0
     default_session_ms: int = 600_000
@@ -46,6 +48,7 @@ class Settings:
             database_url=normalize_database_url(env.get("TASKBOT_DATABASE_URL", "")),
             prefect_api_url=env.get("TASKBOT_PREFECT_API_URL") or env.get("PREFECT_API_URL"),
             work_pool=env.get("TASKBOT_WORK_POOL", "taskbot"),
+            work_pool_type=env.get("TASKBOT_WORK_POOL_TYPE", "taskbot"),
             reconcile_interval=float(env.get("TASKBOT_RECONCILE_INTERVAL", "15")),
             default_session_ms=int(env.get("TASKBOT_DEFAULT_SESSION_MS", "600000")),
             quota_concurrent_sessions=int(env.get("TASKBOT_QUOTA_CONCURRENT_SESSIONS", "200")),

@@ -8,6 +8,7 @@ its sessions. One per event loop: database pools and HTTP clients belong to a lo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from api.clock import Clock, system_clock
@@ -45,24 +46,37 @@ class SessionEnvironment:
         await self.db.dispose()
 
 
-_installed: dict[asyncio.AbstractEventLoop, SessionEnvironment] = {}
+EnvironmentFactory = Callable[[], SessionEnvironment]
+
+_factory: EnvironmentFactory | None = None
+_by_loop: dict[asyncio.AbstractEventLoop, SessionEnvironment] = {}
 
 
-def install_environment(env: SessionEnvironment) -> None:
-    """Make ``env`` the environment of sessions on the running loop."""
-    _installed[asyncio.get_running_loop()] = env
+def install_environment_factory(factory: EnvironmentFactory | None) -> None:
+    """Build session environments with ``factory`` (the worker's or a test's settings).
 
-
-def uninstall_environment() -> SessionEnvironment | None:
-    """Forget the running loop's environment (the caller closes it)."""
-    return _installed.pop(asyncio.get_running_loop(), None)
+    A factory, not an instance: each event loop that runs sessions gets its own.
+    """
+    global _factory
+    _factory = factory
 
 
 def session_environment() -> SessionEnvironment:
-    """The running loop's environment, built from the process environment if none is installed."""
+    """The running loop's environment: from the installed factory, else from ``TASKBOT_*``."""
     loop = asyncio.get_running_loop()
-    env = _installed.get(loop)
+    env = _by_loop.get(loop)
     if env is None:
-        env = SessionEnvironment.from_settings(Settings.from_env())
-        _installed[loop] = env
+        env = (
+            _factory()
+            if _factory is not None
+            else SessionEnvironment.from_settings(Settings.from_env())
+        )
+        _by_loop[loop] = env
     return env
+
+
+async def close_environment() -> None:
+    """Close and forget the running loop's environment, if it has one."""
+    env = _by_loop.pop(asyncio.get_running_loop(), None)
+    if env is not None:
+        await env.aclose()

@@ -20,8 +20,9 @@ from tests.support.api_server import ApiServer
 from tests.support.clock import TestClock
 from tests.support.databases import postgres_database, sqlite_database
 
-# Fixtures of the loopback OpenAI-compatible model server (fake_openai, fake_openai_server).
-pytest_plugins = ["tests.support.fake_openai"]
+# Fixtures of the loopback model server (fake_openai, fake_openai_server) and of the real
+# Prefect server shared by the whole session (prefect_server).
+pytest_plugins = ["tests.support.fake_openai", "tests.support.prefect_server"]
 
 BACKENDS = ("sqlite", "postgresql")
 
