@@ -172,6 +172,10 @@ class Gateway(Protocol):
         """Remove future auto runs that duplicate a slot or are no slot; return their ids."""
         ...
 
+    async def cancel_run(self, flow_run_id: str) -> bool:
+        """Cancel one run if it has not finished; whether Prefect accepted it."""
+        ...
+
     async def read_runs(self, task_id: str, *, limit: int = 50) -> list[FlowRunInfo]:
         """The task's runs, latest expected start first."""
         ...

@@ -176,6 +176,15 @@ class MemoryGateway:
             cancelled.append(run.id)
         return cancelled
 
+    async def cancel_run(self, flow_run_id: str) -> bool:
+        """Cancel one run if it has not finished; whether it was cancelled."""
+        self._check()
+        run = self._runs.get(flow_run_id)
+        if run is None or run.state_type not in ("SCHEDULED", "PENDING", "RUNNING", "PAUSED"):
+            return False
+        self._cancel(run)
+        return True
+
     async def repair_runs(self, task_id: str) -> list[str]:
         """Remove future auto runs that duplicate a slot or are no slot; return their ids."""
         self._check()

@@ -68,6 +68,7 @@ from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES
 from prefect.states import Cancelled, Cancelling, Scheduled, to_state_create
 
 from deployments.gateway import (
+    ACTIVE_STATE_TYPES,
     AUTO_SCHEDULED_TAG,
     DEFAULT_WORK_POOL,
     DEFAULT_WORK_POOL_TYPE,
@@ -232,6 +233,20 @@ class PrefectGateway:
             )
             now = datetime.now(UTC)
             return await _cancel_runs(client, [r for r in runs if not _is_future_slot(r, now)])
+
+        return await self._call(cancel)
+
+    async def cancel_run(self, flow_run_id: str) -> bool:
+        """Cancel one run if it has not finished; whether Prefect accepted it."""
+
+        async def cancel(client: PrefectClient) -> bool:
+            try:
+                run = await client.read_flow_run(UUID(flow_run_id))
+            except (ObjectNotFound, ValueError):
+                return False
+            if run.state_type is None or run.state_type.value not in ACTIVE_STATE_TYPES:
+                return False
+            return bool(await _cancel_runs(client, [run]))
 
         return await self._call(cancel)
 

@@ -14,7 +14,7 @@ import contextlib
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from api.clock import to_ms
@@ -44,6 +44,7 @@ class Ending(enum.Enum):
     DUPLICATE = "duplicate"
     MERGED = "merged"
     TASK_GONE = "task_gone"
+    NOT_A_SLOT = "not_a_slot"
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,12 @@ class BotSession:
         if loaded is None:
             return SessionResult(Ending.TASK_GONE, f"Task {task_id} no longer exists")
         task, bot = loaded
+        if self.run.scheduled and not is_slot(task, self.run.scheduled_for):
+            # A run Prefect's scheduler made for a schedule the task no longer has (it
+            # can race a schedule change): not a run of this task any more.
+            summary = "Not a run time of the task's current schedule; nothing to do"
+            self.log(summary)
+            return SessionResult(Ending.NOT_A_SLOT, summary, task_name=task.name)
         execution = self._new_execution(task)
         if not await self.store.open_execution(execution):
             return SessionResult(
@@ -314,6 +321,14 @@ class BotSession:
             next_run_at=to_ms(upcoming) if upcoming else None,
             now_ms=now_ms,
         )
+
+
+def is_slot(task: Task, when: datetime | None) -> bool:
+    """Whether ``when`` is a run time of the task's current schedule (to the second)."""
+    if when is None:
+        return False
+    upcoming = schedule_of(task).next_run_after(when - timedelta(seconds=1))
+    return upcoming is not None and abs((upcoming - when).total_seconds()) < 1
 
 
 def transcript_markdown(result: SessionResult, task_id: str) -> str:

@@ -166,6 +166,7 @@ class TaskbotWorker(BaseWorker[TaskbotJobConfiguration, TaskbotVariables, Taskbo
 
     Stopping (cancel `start()` or call `stop()`) takes no new runs, gives running sessions
     `grace_seconds` to finish, then cancels the rest; every run ends in a final state.
+    Sessions run on one thread's event loop; `session_cleanup` runs there after the last.
     """
 
     type = WORKER_TYPE
@@ -190,6 +191,7 @@ class TaskbotWorker(BaseWorker[TaskbotJobConfiguration, TaskbotVariables, Taskbo
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         project_root: Path | None = None,
         watch_events: bool = True,
+        session_cleanup: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(
             work_pool_name,
@@ -208,7 +210,7 @@ class TaskbotWorker(BaseWorker[TaskbotJobConfiguration, TaskbotVariables, Taskbo
         self.watch_events = watch_events
         results_path = Path(get_current_settings().results.local_storage_path)
         self._flows = FlowLoader(project_root or Path.cwd(), results_path)
-        self._session_loop = SessionLoop()
+        self._session_loop = SessionLoop(on_close=session_cleanup)
         self._sessions: dict[UUID, SessionControl] = {}
         self._active: set[UUID] = set()
         self._idle = asyncio.Event()

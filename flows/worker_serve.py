@@ -1,15 +1,22 @@
 """Run a taskbot worker from our own CLI: explicit settings, the work pool, graceful stop.
 
-Signals are the caller's: cancel the `serve_worker` task on SIGINT/SIGTERM (what
-`asyncio.run` does for Ctrl-C). The first cancellation drains gracefully; a second
-one, during the drain, cuts the grace period short.
+`serve_worker` stops when its task is cancelled: the first cancellation drains
+gracefully, a second one (during the drain) cuts the grace period short. Signals are
+the caller's; `run_until_signalled` maps SIGINT/SIGTERM to exactly that.
+
+Key contract: `asyncio.run` turns only Ctrl-C into a cancellation, and a second Ctrl-C
+into a KeyboardInterrupt that abandons the drain; SIGTERM, by default, ends the process
+at once, leaving its runs Running in Prefect. A worker process must handle both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
@@ -76,6 +83,7 @@ async def serve_worker(
     api_key: str | None = None,
     create_pool: bool = True,
     watch_events: bool = True,
+    session_cleanup: Callable[[], Awaitable[None]] | None = None,
     printer: Callable[..., None] = logger.info,
 ) -> None:
     """Run a taskbot worker for `work_pool` at `api_url` until cancelled (see module doc)."""
@@ -93,5 +101,30 @@ async def serve_worker(
             grace_seconds=grace_seconds,
             project_root=project_root,
             watch_events=watch_events,
+            session_cleanup=session_cleanup,
         )
         await worker.start(printer=printer)
+
+
+def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` (e.g. `serve_worker(...)`) on a new event loop until it ends or is stopped.
+
+    Every SIGINT or SIGTERM cancels it: the first asks for a graceful stop, the next
+    ones cut it short. Call from the main thread.
+    """
+
+    async def guarded() -> None:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("run_until_signalled needs a running task")
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, task.cancel)
+        try:
+            await main
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(guarded())

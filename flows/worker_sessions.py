@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from prefect.context import SettingsContext, SyncClientContext, get_settings_context
@@ -33,10 +33,19 @@ logger = get_logger("taskbot.worker")
 
 
 class SessionLoop:
-    """A daemon thread running an event loop and the API clients its sessions share."""
+    """A daemon thread running an event loop and the API clients its sessions share.
 
-    def __init__(self, name: str = "taskbot-sessions") -> None:
+    `on_close` runs on this loop after the last session, to release what sessions
+    cached for the loop (database pools, HTTP clients).
+    """
+
+    def __init__(
+        self,
+        name: str = "taskbot-sessions",
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.name = name
+        self._on_close = on_close
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -111,6 +120,8 @@ class SessionLoop:
                     ready.get_loop().call_soon_threadsafe(_settle, ready, None)
                     await self._stop.wait()
                     await self._finish_tasks()
+                    if self._on_close is not None:
+                        await self._on_close()
         self._loop = None
 
     async def _spawn(self, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:

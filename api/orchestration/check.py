@@ -12,6 +12,9 @@ from deployments.gateway import Gateway
 
 # Prefect stores expected start times to the microsecond, we store ms: allow 1 s.
 TOLERANCE_MS = 1000
+# Prefect's scheduler creates runs at most this far ahead (its MAX_SCHEDULED_TIME):
+# a later nextRunAt has no Prefect run yet, and that is right.
+SCHEDULER_HORIZON_MS = 100 * 24 * 3600 * 1000
 
 
 @dataclass
@@ -40,10 +43,15 @@ async def check_all(
             prefect_next = await gateway.next_scheduled_time(task.id)
             prefect_ms = to_ms(prefect_next) if prefect_next is not None else None
             ours = current_next_run(task, clock())
-            same = (ours is None and prefect_ms is None) or (
-                ours is not None
-                and prefect_ms is not None
-                and abs(ours - prefect_ms) <= TOLERANCE_MS
+            beyond_horizon = ours is not None and ours > to_ms(clock()) + SCHEDULER_HORIZON_MS
+            same = (
+                (ours is None and prefect_ms is None)
+                or (beyond_horizon and prefect_ms is None)
+                or (
+                    ours is not None
+                    and prefect_ms is not None
+                    and abs(ours - prefect_ms) <= TOLERANCE_MS
+                )
             )
             if not same:
                 mine = from_ms(ours).isoformat() if ours is not None else "none"

@@ -24,7 +24,7 @@ from api.db.models import Task
 from api.errors import ServiceUnavailable
 from api.orchestration.repository import SyncRepository
 from api.tasks.service import schedule_of
-from deployments.gateway import DeploymentSpec, Gateway, GatewayUnavailable
+from deployments.gateway import DeploymentNotFound, DeploymentSpec, Gateway, GatewayUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,13 @@ class DeploymentProjection:
                 await self.gateway.apply_deployment(deployment_spec(task))
                 async with self.db.transaction() as session:
                     await SyncRepository(session).mark_synced(task.id, task.sync_version)
-            await self.gateway.create_flow_run(
-                task.id, idempotency_key=trigger_key(task.id, self.clock())
-            )
+            key = trigger_key(task.id, self.clock())
+            try:
+                await self.gateway.create_flow_run(task.id, idempotency_key=key)
+            except DeploymentNotFound:
+                # Deleted by hand in Prefect since: put it back, then queue the run.
+                await self.gateway.apply_deployment(deployment_spec(task))
+                await self.gateway.create_flow_run(task.id, idempotency_key=key)
         except GatewayUnavailable:
             raise ServiceUnavailable("The orchestrator is unavailable; try again shortly") from None
 

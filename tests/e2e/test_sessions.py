@@ -16,16 +16,16 @@ from tests.support.fake_openai import FakeOpenAI, FakeReply
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[Any]], timeout: float = 60, every: float = 0.3
+    probe: Callable[[], Awaitable[Any]], within: float = 60, every: float = 0.3
 ) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """Poll ``probe`` until it returns something truthy; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while True:
         value = await probe()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
+            raise AssertionError(f"condition not met within {within} s (last: {value!r})")
         await asyncio.sleep(every)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -191,8 +191,13 @@ async def test_max_iterations_bounds_steps(env, fake_openai: FakeOpenAI) -> None
     assert len(fake_openai.bodies) == 3 and "Stopped after 3 model steps" in result.summary
 
 
+def minute() -> datetime:
+    """A whole minute: a run time of ``* * * * *``."""
+    return datetime.now(UTC).replace(second=0, microsecond=0)
+
+
 async def test_same_scheduled_time_runs_once(env, fake_openai: FakeOpenAI) -> None:
-    task = await make_task(env)
+    task = await make_task(env, schedule="* * * * *")
     at = datetime(2030, 1, 1, 9, tzinfo=UTC)
     first, _ = await run(env, task, run_info(scheduled=True, at=at))
     second, _ = await run(env, task, run_info(scheduled=True, at=at))
@@ -210,9 +215,9 @@ async def hold_lease(env: SessionEnvironment, task: Task, holder: str) -> None:
 
 
 async def test_scheduled_run_is_skipped_while_running(env) -> None:
-    task = await make_task(env)
+    task = await make_task(env, schedule="* * * * *")
     await hold_lease(env, task, "other-run")
-    result, _ = await run(env, task, run_info(scheduled=True, at=datetime.now(UTC)))
+    result, _ = await run(env, task, run_info(scheduled=True, at=minute()))
     assert result.ending is Ending.SKIPPED
     [execution] = await rows(env, Execution, task_id=task.id)
     assert execution.status == "canceled" and execution.summary.startswith("Skipped")
@@ -242,15 +247,13 @@ async def test_trigger_waits_for_the_running_run_and_later_ones_merge(
 
 
 async def test_a_dead_runs_lease_is_taken_over(env) -> None:
-    task = await make_task(env)
+    task = await make_task(env, schedule="* * * * *")
     await hold_lease(env, task, "crashed-run")
 
     async def crashed_is_over(flow_run_id: str) -> bool:
         return flow_run_id == "crashed-run"
 
-    result, logs = await run(
-        env, task, run_info(scheduled=True, at=datetime.now(UTC)), crashed_is_over
-    )
+    result, logs = await run(env, task, run_info(scheduled=True, at=minute()), crashed_is_over)
     assert result.ending is Ending.COMPLETED
     assert any("crashed-run" in line for line in logs)
 
@@ -297,3 +300,13 @@ async def test_deleted_task(env) -> None:
         await session.delete(await session.get(Task, task.id))
     result, _ = await run(env, task)
     assert result.ending is Ending.TASK_GONE
+
+
+async def test_a_scheduled_run_for_a_replaced_schedule_does_nothing(env) -> None:
+    anchor = datetime(2030, 1, 1, 9, tzinfo=UTC)
+    task = await make_task(env, schedule="daily", schedule_anchor=int(anchor.timestamp() * 1000))
+    stale, _ = await run(env, task, run_info(scheduled=True, at=anchor + timedelta(hours=1)))
+    assert stale.ending is Ending.NOT_A_SLOT
+    assert await rows(env, Execution, task_id=task.id) == []
+    fresh, _ = await run(env, task, run_info(scheduled=True, at=anchor + timedelta(days=1)))
+    assert fresh.ending is Ending.COMPLETED

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -335,6 +336,38 @@ async def test_stopping_puts_claimed_runs_that_have_not_started_back(pool: Pool)
     async with running_worker(pool, prefetch_seconds=30):
         [run] = await pool.wait([run_id], FINAL)
     assert run.state_type == StateType.COMPLETED
+
+
+async def test_sigterm_stops_a_worker_process_gracefully(pool: Pool, tmp_path: Path) -> None:
+    script = (
+        "from pathlib import Path\n"
+        "from flows.worker_serve import run_until_signalled, serve_worker\n"
+        f"run_until_signalled(serve_worker(api_url={pool.api_url!r}, "
+        f"work_pool={pool.name!r}, grace_seconds=2, project_root=Path({str(PROJECT_ROOT)!r})))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    env |= {"PYTHONPATH": str(PROJECT_ROOT), "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        run_id = await pool.trigger("sleepy", {"seconds": 120})
+        await pool.wait([run_id], {StateType.RUNNING}, within=120)
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, output.decode(errors="replace")
+    [run] = await pool.wait([run_id], FINAL, within=5)
+    assert run.state_type == StateType.CANCELLED
+    assert run.state is not None and "grace period 2 s" in (run.state.message or "")
 
 
 async def test_serve_worker_creates_its_pool_and_drains_on_cancellation(
