@@ -89,25 +89,26 @@ def worker_command(
     name: Annotated[str | None, typer.Option(help="Worker name shown in Prefect.")] = None,
 ) -> None:
     """Run bot sessions: a Prefect worker that runs flow runs in this process."""
-    from flows.worker_serve import serve_worker
+    from flows.environment import close_environment
+    from flows.worker_serve import run_until_signalled, serve_worker
 
     settings = _settings()
     if not settings.prefect_api_url:
         typer.echo("error: set TASKBOT_PREFECT_API_URL (or PREFECT_API_URL)", err=True)
         raise typer.Exit(2)
-    try:
-        asyncio.run(
-            serve_worker(
-                api_url=settings.prefect_api_url,
-                work_pool=settings.work_pool,
-                limit=limit,
-                poll_seconds=poll,
-                grace_seconds=grace,
-                name=name,
-            )
+    # SIGINT/SIGTERM drain: no new runs, running sessions get the grace period.
+    run_until_signalled(
+        serve_worker(
+            api_url=settings.prefect_api_url,
+            work_pool=settings.work_pool,
+            limit=limit,
+            poll_seconds=poll,
+            grace_seconds=grace,
+            name=name,
+            session_cleanup=close_environment,
         )
-    except KeyboardInterrupt:
-        typer.echo("worker stopped")
+    )
+    typer.echo("worker stopped")
 
 
 @db_app.command("upgrade")

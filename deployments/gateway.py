@@ -33,7 +33,8 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRu
 FLOW_NAME = "bot-session"
 ENTRYPOINT = "flows/bot_session.py:bot_session"
 DEFAULT_WORK_POOL = "taskbot"
-DEFAULT_WORK_POOL_TYPE = "process"
+# Our in-process worker type (flows/worker.py); "process" for Prefect's process worker.
+DEFAULT_WORK_POOL_TYPE = "taskbot"
 TASKBOT_TAG = "taskbot"
 # The one schedule of a task deployment carries this slug: Prefect matches schedules by
 # slug on update, which is what keeps the schedule id (and so run idempotency) stable.

@@ -25,6 +25,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Pending, Running, Scheduled
 
 from deployments.gateway import (
+    DEFAULT_WORK_POOL_TYPE,
     DeploymentNotFound,
     DeploymentSpec,
     FlowRunInfo,
@@ -603,7 +604,7 @@ async def test_apply_recreates_a_work_pool_that_disappeared(
         await gateway.apply_deployment(spec(task_id, name="renamed"))
         await gateway.apply_deployment(spec(f"{task_id}_new"))
 
-        assert (await h.client.read_work_pool(pool)).type == "process"
+        assert (await h.client.read_work_pool(pool)).type == DEFAULT_WORK_POOL_TYPE
         for deployment in (await gateway.list_task_deployments()).values():
             if deployment.task_id.startswith(task_id):
                 found = await h.client.read_deployment(UUID(deployment.deployment_id))

@@ -7,7 +7,11 @@ import contextlib
 import threading
 from collections.abc import Callable
 
-from flows.environment import SessionEnvironment, install_environment_factory
+from flows.environment import (
+    SessionEnvironment,
+    close_environment,
+    install_environment_factory,
+)
 from flows.worker_serve import serve_worker
 
 
@@ -48,6 +52,7 @@ class WorkerThread:
                     limit=self.limit,
                     poll_seconds=0.5,
                     grace_seconds=self.grace_seconds,
+                    session_cleanup=close_environment,
                 )
             finally:
                 install_environment_factory(None)
