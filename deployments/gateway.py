@@ -177,6 +177,10 @@ class Gateway(Protocol):
         """Cancel one run if it has not finished; whether Prefect accepted it."""
         ...
 
+    async def read_run(self, flow_run_id: str) -> FlowRunInfo | None:
+        """One run by id, or None when Prefect has no such run."""
+        ...
+
     async def read_runs(self, task_id: str, *, limit: int = 50) -> list[FlowRunInfo]:
         """The task's runs, latest expected start first."""
         ...

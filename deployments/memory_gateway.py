@@ -191,6 +191,12 @@ class MemoryGateway:
         deployment = self._deployments.get(task_id)
         return await self._prune_future_runs(deployment) if deployment else []
 
+    async def read_run(self, flow_run_id: str) -> FlowRunInfo | None:
+        """One run by id, or None."""
+        self._check()
+        run = self._runs.get(flow_run_id)
+        return run.info() if run is not None else None
+
     async def read_runs(self, task_id: str, *, limit: int = 50) -> list[FlowRunInfo]:
         """The task's runs, latest expected start first."""
         self._check()

@@ -32,7 +32,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -63,6 +63,9 @@ from prefect.client.schemas.responses import DeploymentResponse, SetStateStatus
 from prefect.client.schemas.schedules import SCHEDULE_TYPES, NoSchedule
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.context import SettingsContext, get_settings_context
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectException
 from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES
 from prefect.states import Cancelled, Cancelling, Scheduled, to_state_create
@@ -270,6 +273,19 @@ class PrefectGateway:
 
         return await self._call(read)
 
+    async def read_run(self, flow_run_id: str) -> FlowRunInfo | None:
+        """One run by id, or None when Prefect has no such run."""
+
+        async def read(client: PrefectClient) -> FlowRunInfo | None:
+            try:
+                run = await client.read_flow_run(UUID(flow_run_id))
+            except (ObjectNotFound, ValueError):
+                return None
+            task_id = str((run.parameters or {}).get("task_id", ""))
+            return _run_info(task_id, run)
+
+        return await self._call(read)
+
     async def next_scheduled_time(
         self, task_id: str, *, after: datetime | None = None
     ) -> datetime | None:
@@ -423,6 +439,7 @@ class PrefectGateway:
                     )
                 )
         self._flow_id = await client.create_flow_from_name(FLOW_NAME)
+        await _ensure_zombie_automation(client)
         return self._flow_id
 
     async def _apply(self, client: PrefectClient, spec: DeploymentSpec) -> tuple[str, bool]:
@@ -473,6 +490,48 @@ def is_transient(exc: Exception) -> bool:
         status = exc.response.status_code
         return status >= 500 or status in (408, 429)
     return False
+
+
+ZOMBIE_AUTOMATION = "taskbot: crash bot sessions whose worker died"
+# Prefect's engine sends a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY (180 s by
+# default); three missed in a row means the process running the session is gone.
+ZOMBIE_AFTER = timedelta(seconds=3 * 180 + 30)
+
+
+async def _ensure_zombie_automation(client: PrefectClient) -> None:
+    """Make Prefect mark a bot-session run Crashed when its heartbeats stop.
+
+    A worker that dies (OOM, SIGKILL, a lost machine) cannot report anything; this is
+    Prefect's own remedy for such "zombie" runs, limited to our flow. The reconciler then
+    sees the Crashed run and records the failure in the task store.
+    """
+    if await client.read_automations_by_name(ZOMBIE_AUTOMATION):
+        return
+    trigger = EventTrigger(
+        after={"prefect.flow-run.heartbeat"},
+        expect={
+            "prefect.flow-run.heartbeat",
+            "prefect.flow-run.Completed",
+            "prefect.flow-run.Failed",
+            "prefect.flow-run.Cancelled",
+            "prefect.flow-run.Crashed",
+        },
+        match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+        match_related=ResourceSpecification(
+            {"prefect.resource.role": "flow", "prefect.resource.name": FLOW_NAME}
+        ),
+        for_each={"prefect.resource.id"},
+        posture=Posture.Proactive,
+        threshold=1,
+        within=ZOMBIE_AFTER,
+    )
+    action = ChangeFlowRunState(
+        state=StateType.CRASHED,
+        message="The worker running this bot session stopped sending heartbeats.",
+    )
+    await client.create_automation(
+        AutomationCore(name=ZOMBIE_AUTOMATION, trigger=trigger, actions=[action])
+    )
 
 
 def _default_base_job_template(work_pool_type: str) -> dict[str, Any]:

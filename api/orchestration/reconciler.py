@@ -19,11 +19,13 @@ from api.idempotency import IdempotencyStore
 from api.orchestration.projection import DeploymentProjection
 from api.orchestration.repository import SyncRepository
 from api.tasks.repository import TaskRepository
+from api.tasks.service import schedule_of
 from deployments.gateway import Gateway, GatewayUnavailable
 
 log = logging.getLogger(__name__)
 
 _BATCH = 200
+FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
 
 
 @dataclass
@@ -35,6 +37,7 @@ class PassReport:
     expired: int = 0
     recreated: int = 0
     orphans_removed: int = 0
+    dead_sessions: int = 0
     remaining: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -99,6 +102,7 @@ class Reconciler:
         await self._expire(report)
         await self._remove_tombstoned(report)
         await self._apply_unsynced(report)
+        await self._end_dead_sessions(report)
         if full:
             await self._repair_drift(report)
         async with self.db.session() as session:
@@ -128,6 +132,38 @@ class Reconciler:
             async with self.db.transaction() as session:
                 await SyncRepository(session).clear_tombstones(ids)
             report.removed += len(ids)
+
+    async def _end_dead_sessions(self, report: PassReport) -> None:
+        """A task is never left ``running`` by a session whose flow run is over.
+
+        A worker that died cannot close its sessions; Prefect marks such runs Crashed
+        (missed heartbeats), and this records the failure and frees the task.
+        """
+        async with self.db.session() as session:
+            running = list(await SyncRepository(session).running(_BATCH))
+        for task in running:
+            holder = task.running_flow_run_id
+            if holder is None:
+                continue
+            info = await self.gateway.read_run(holder)
+            if info is not None and info.state_type not in FINAL_STATE_TYPES:
+                continue
+            state = info.state_name if info is not None else "missing"
+            now = self.clock()
+            upcoming = schedule_of(task).next_run_after(now)
+            async with self.db.transaction() as session:
+                await SyncRepository(session).end_dead_session(
+                    task,
+                    holder,
+                    summary=f"The session ended without finishing (Prefect flow run {state})",
+                    canceled=info is not None and info.state_type == "CANCELLED",
+                    next_run_at=to_ms(upcoming) if upcoming else None,
+                    now_ms=to_ms(now),
+                )
+            log.warning(
+                "task %s: flow run %s is %s; session closed as failure", task.id, holder, state
+            )
+            report.dead_sessions += 1
 
     async def _apply_unsynced(self, report: PassReport) -> None:
         after: str | None = None

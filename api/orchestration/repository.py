@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api.db.models import DeploymentTombstone, Task
+from api.db.models import DeploymentTombstone, Execution, Task
 
 
 class SyncRepository:
@@ -91,3 +91,47 @@ class SyncRepository:
             .limit(limit)
         )
         return [(a, i) for a, i in (await self.session.execute(stmt)).all()]
+
+    async def running(self, limit: int) -> Sequence[Task]:
+        """Tasks whose running lease is held (to check the holder is still alive)."""
+        stmt = (
+            select(Task)
+            .where(col(Task.status) == "running", col(Task.running_flow_run_id).is_not(None))
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def end_dead_session(
+        self,
+        task: Task,
+        holder: str,
+        *,
+        summary: str,
+        canceled: bool,
+        next_run_at: int | None,
+        now_ms: int,
+    ) -> None:
+        """Close a session whose flow run ended without closing it: failure, lease released."""
+        await self.session.execute(
+            update(Execution)
+            .where(col(Execution.flow_run_id) == holder, col(Execution.phase) != "done")
+            .values(
+                phase="done",
+                status="canceled" if canceled else "idle",
+                outcome="failure",
+                summary=summary,
+                completed_at=now_ms,
+                updated_at=now_ms,
+            )
+        )
+        await self.session.execute(
+            update(Task)
+            .where(col(Task.id) == task.id, col(Task.running_flow_run_id) == holder)
+            .values(
+                status="idle",
+                running_flow_run_id=None,
+                outcome="failure",
+                next_run_at=next_run_at,
+                updated_at=now_ms,
+            )
+        )

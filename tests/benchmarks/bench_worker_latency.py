@@ -40,6 +40,8 @@ from typing import Any
 
 import httpx
 from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.workers.process import ProcessWorker
 from sqlalchemy import func, select
 
 from api.db.engine import Database, create_engine
@@ -148,7 +150,8 @@ async def worker_process(
     stack: Stack, pool: str, name: str, argv: list[str], env: dict[str, str] | None = None
 ) -> AsyncIterator[Process]:
     """A worker subprocess; yields it once Prefect lists it online in ``pool``."""
-    process = Process(name, argv, env or stack.env, stack.tmp / f"{name}.log", PROJECT_ROOT)
+    env = dict(env or stack.env, TASKBOT_WORK_POOL=pool)
+    process = Process(name, argv, env, stack.tmp / f"{name}.log", PROJECT_ROOT)
     try:
         started = time.monotonic()
         while True:
@@ -228,6 +231,7 @@ async def part_a(stack: Stack, token: str, count: int, process_count: int) -> No
         ),
         "ours": (python("-m", "api", "worker", "--poll", "1", "--name", "bench-ours"), stack.env),
     }
+    await create_process_pool(stack, "bench-process")
     for label, pool_type, n in (("process", "process", process_count), ("ours", "taskbot", count)):
         pool = f"bench-{label}"
         async with api_process(stack, pool, pool_type) as url:
@@ -247,6 +251,19 @@ async def part_a(stack: Stack, token: str, count: int, process_count: int) -> No
     if ours and process:
         ratio = statistics.median(process) / statistics.median(ours)
         print(f"   process worker / ours, p50: {ratio:.1f}x")
+
+
+async def create_process_pool(stack: Stack, name: str) -> None:
+    """A process pool whose runs start in the project root, created before the API's.
+
+    The pool the gateway creates has Prefect's default template: no working directory, so
+    the process worker runs each flow in a temporary directory, where the relative
+    entrypoint ``flows/bot_session.py`` does not exist. An operator sets it, as here.
+    """
+    template = ProcessWorker.get_default_base_job_template()
+    template["variables"]["properties"]["working_dir"]["default"] = str(PROJECT_ROOT)
+    pool = WorkPoolCreate(name=name, type="process", base_job_template=template)
+    await stack.prefect.create_work_pool(pool)
 
 
 async def executions(stack: Stack, task_ids: Sequence[str]) -> tuple[int, int, int]:

@@ -141,3 +141,43 @@ async def test_background_loop_converges_after_an_outage(world: World) -> None:
         assert task_id in await deployed(world)
     finally:
         await world.reconciler.stop()
+
+
+async def test_a_session_whose_worker_died_is_closed_as_failure(world: World) -> None:
+    from sqlalchemy import select, update
+
+    from api.db.models import Execution, Task
+
+    task_id = await world.tasks.create(world.account_id, TaskCreate(schedule="hourly"))
+    run_id = await world.gateway.create_flow_run(task_id, idempotency_key="k")
+    now_ms = int(world.clock().timestamp() * 1000)
+    async with world.db.transaction() as session:
+        await session.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(status="running", running_flow_run_id=run_id)
+        )
+        session.add(
+            Execution(
+                id=new_id("exec"),
+                account_id=world.account_id,
+                task_id=task_id,
+                flow_run_id=run_id,
+                slot=f"run:{run_id}",
+                kind="trigger",
+                phase="running",
+                created_at=now_ms,
+                updated_at=now_ms,
+            )
+        )
+    world.gateway.set_run_state(run_id, "RUNNING")
+    assert (await world.reconciler.run_pass(full=False)).dead_sessions == 0
+    world.gateway.set_run_state(run_id, "CRASHED", "Crashed")
+    assert (await world.reconciler.run_pass(full=False)).dead_sessions == 1
+    async with world.db.session() as session:
+        task = await session.get(Task, task_id)
+        [execution] = (
+            await session.execute(select(Execution).where(Execution.task_id == task_id))
+        ).scalars()
+    assert task.status == "idle" and task.outcome == "failure" and task.running_flow_run_id is None
+    assert execution.outcome == "failure" and "Crashed" in execution.summary
