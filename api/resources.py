@@ -10,11 +10,12 @@ from typing import Any, Generic, TypeVar
 from msgspec import UNSET
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.clock import Clock
+from api.clock import Clock, to_ms
 from api.db.engine import Database
 from api.db.owned import OwnedRepository
 from api.errors import NotFound
 from api.listing import ListQuery
+from api.meta import apply_meta_update
 
 RowT = TypeVar("RowT")
 OutT = TypeVar("OutT")
@@ -44,6 +45,20 @@ class ResourceService(ABC, Generic[RowT, OutT]):
     async def fetch(self, account_id: str, row_id: str) -> OutT:
         """The wire object, or 404."""
         return self.to_out(await self.get(account_id, row_id))
+
+    async def update_fields(self, account_id: str, row_id: str, body: Any) -> str:
+        """Apply a partial update Struct to a row (``meta: {"$update": …}`` merges)."""
+        async with self.db.transaction() as session:
+            row = await self.repository(session).get(account_id, row_id, lock=True)
+            if row is None:
+                raise NotFound(self.not_found)
+            changes = sent_fields(body)
+            if "meta" in changes:
+                changes["meta"] = apply_meta_update(getattr(row, "meta", None), changes["meta"])
+            for key, value in changes.items():
+                setattr(row, key, value)
+            setattr(row, "updated_at", to_ms(self.clock()))  # noqa: B010 (generic row type)
+        return row_id
 
     async def page(self, account_id: str, query: ListQuery) -> list[RowT]:
         """One keyset page."""

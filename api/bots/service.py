@@ -11,7 +11,7 @@ from api.db.engine import Database
 from api.db.models import Bot
 from api.errors import NotFound
 from api.ids import new_id
-from api.meta import apply_meta_update, check_meta
+from api.meta import check_meta
 from api.resources import ResourceService, sent_fields
 from api.tasks.projection import TaskProjection
 from api.tasks.repository import TaskRepository
@@ -61,17 +61,7 @@ class BotService(ResourceService[Bot, BotOut]):
 
     async def update(self, account_id: str, bot_id: str, body: BotUpdate) -> str:
         """Apply a partial update."""
-        async with self.db.transaction() as session:
-            bot = await BotRepository(session).get(account_id, bot_id, lock=True)
-            if bot is None:
-                raise NotFound(self.not_found)
-            changes = sent_fields(body)
-            if "meta" in changes:
-                changes["meta"] = apply_meta_update(bot.meta, changes["meta"])
-            for key, value in changes.items():
-                setattr(bot, key, value)
-            bot.updated_at = to_ms(self.clock())
-        return bot_id
+        return await self.update_fields(account_id, bot_id, body)
 
     async def delete(self, account_id: str, bot_id: str) -> str:
         """Delete the bot; its tasks stay, with ``botId`` null (and are re-projected)."""

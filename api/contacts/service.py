@@ -11,7 +11,7 @@ from api.db.engine import Database
 from api.db.models import Contact
 from api.errors import NotFound
 from api.ids import new_id
-from api.meta import apply_meta_update, check_meta
+from api.meta import check_meta
 from api.resources import ResourceService, sent_fields
 from api.tasks.projection import TaskProjection
 from api.tasks.repository import TaskRepository
@@ -62,17 +62,7 @@ class ContactService(ResourceService[Contact, ContactOut]):
 
     async def update(self, account_id: str, contact_id: str, body: ContactUpdate) -> str:
         """Apply a partial update."""
-        async with self.db.transaction() as session:
-            contact = await ContactRepository(session).get(account_id, contact_id, lock=True)
-            if contact is None:
-                raise NotFound(self.not_found)
-            changes = sent_fields(body)
-            if "meta" in changes:
-                changes["meta"] = apply_meta_update(contact.meta, changes["meta"])
-            for key, value in changes.items():
-                setattr(contact, key, value)
-            contact.updated_at = to_ms(self.clock())
-        return contact_id
+        return await self.update_fields(account_id, contact_id, body)
 
     async def delete(self, account_id: str, contact_id: str) -> str:
         """Delete the contact and every task of it."""
