@@ -28,7 +28,7 @@ from api.db.engine import Database, create_engine
 from api.db.migrate import upgrade
 from api.db.models import Task
 from api.ids import new_id
-from tests.support.prefect_server import free_port
+from tests.support.api_server import free_port
 
 
 async def seed(url: str, count: int) -> tuple[str, list[str]]:
@@ -158,9 +158,8 @@ def main() -> None:
         upgrade(url)
         t0 = time.perf_counter()
         token, ids = asyncio.run(seed(url, args.tasks))
-        print(
-            f"backend {url.split('://')[0]}; seeded {args.tasks} tasks in {time.perf_counter() - t0:.1f} s"
-        )
+        seeded = time.perf_counter() - t0
+        print(f"backend {url.split('://')[0]}; seeded {args.tasks} tasks in {seeded:.1f} s")
         port = free_port()
         env = dict(os.environ, TASKBOT_DATABASE_URL=url)
         server = subprocess.Popen(
