@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -25,14 +26,34 @@ async def gateway(stack: Stack) -> AsyncIterator[PrefectGateway]:
     await gw.aclose()
 
 
-async def assert_next_run_matches(c: Client, gw: PrefectGateway, task_id: str) -> None:
+async def next_runs(c: Client, gw: PrefectGateway, task_id: str) -> tuple[int | None, int | None]:
+    """(our nextRunAt, Prefect's earliest scheduled run) in ms."""
     ours = (await c.get(f"task/{task_id}/fetch"))["nextRunAt"]
     theirs = await gw.next_scheduled_time(task_id)
-    if ours is None:
-        assert theirs is None, f"Prefect would run {task_id} at {theirs}"
-        return
-    assert theirs is not None, f"Prefect has no scheduled run for {task_id}"
-    assert abs(ours - theirs.timestamp() * 1000) <= TOLERANCE_MS, (ours, theirs)
+    return ours, None if theirs is None else int(theirs.timestamp() * 1000)
+
+
+async def assert_next_run_matches(c: Client, gw: PrefectGateway, task_id: str) -> None:
+    """nextRunAt equals Prefect's earliest scheduled run (within 1 s).
+
+    Prefect's scheduler service reads a schedule and inserts its runs in two transactions,
+    so a schedule change can race it and leave runs of the old schedule; the gateway
+    repairs them a few seconds later (and the flow ignores them). Hence "eventually".
+    """
+
+    async def agree() -> bool:
+        ours, theirs = await next_runs(c, gw, task_id)
+        if ours is None or theirs is None:
+            return ours is None and theirs is None
+        return abs(ours - theirs) <= TOLERANCE_MS
+
+    if not await agree():
+        try:
+            await eventually(agree, within=15, every=0.5)
+        except AssertionError:
+            raise AssertionError(
+                f"{task_id}: (ours, Prefect's) = {await next_runs(c, gw, task_id)}"
+            ) from None
 
 
 async def test_next_run_is_what_prefect_will_do(client: Client, gateway: PrefectGateway) -> None:
@@ -126,8 +147,17 @@ def test_check_command_agrees(stack: Stack) -> None:
         "TASKBOT_WORK_POOL": stack.settings.work_pool,
         "PATH": "/usr/bin:/bin",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "api", "check"], env=env, capture_output=True, text=True, timeout=120
-    )
+    # Runs of replaced schedules can linger a few seconds (see assert_next_run_matches).
+    for _ in range(3):
+        result = subprocess.run(
+            [sys.executable, "-m", "api", "check"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode == 0:
+            break
+        time.sleep(5)
     assert result.returncode == 0, result.stdout
     assert " 0 mismatches" in result.stdout
