@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -27,6 +28,8 @@ from api.tasks.service import schedule_of
 from deployments.gateway import DeploymentNotFound, DeploymentSpec, Gateway, GatewayUnavailable
 
 log = logging.getLogger(__name__)
+
+DOWN_BACKOFF_SECONDS = 5.0
 
 
 def deployment_spec(task: Task) -> DeploymentSpec:
@@ -55,10 +58,33 @@ class DeploymentProjection:
         self.clock = clock
         # Set when a write could not be applied: the reconciler wakes up early.
         self.pending = asyncio.Event()
+        # While Prefect is known to be down, requests do not wait for it to time out
+        # again: writes go straight to the reconciler (a simple circuit breaker).
+        self._down_until = 0.0
 
-    async def push(self, task_ids: Sequence[str]) -> None:
-        """Apply the latest version of these tasks; out-of-sync ones wait for the reconciler."""
+    @property
+    def prefect_down(self) -> bool:
+        """Whether a recent call found Prefect unreachable."""
+        return time.monotonic() < self._down_until
+
+    def mark_down(self) -> None:
+        """Remember that Prefect is unreachable, and wake the reconciler."""
+        self._down_until = time.monotonic() + DOWN_BACKOFF_SECONDS
+        self.pending.set()
+
+    def mark_up(self) -> None:
+        """Prefect answered again (the reconciler calls this after a good pass)."""
+        self._down_until = 0.0
+
+    async def push(self, task_ids: Sequence[str], *, force: bool = False) -> None:
+        """Apply the latest version of these tasks; out-of-sync ones wait for the reconciler.
+
+        ``force`` (the reconciler) tries even while Prefect is believed down.
+        """
         if not task_ids:
+            return
+        if self.prefect_down and not force:
+            self.pending.set()
             return
         async with self.db.session() as session:
             tasks = list(await SyncRepository(session).tasks(task_ids))
@@ -67,7 +93,7 @@ class DeploymentProjection:
                 await self.gateway.apply_deployment(deployment_spec(task))
             except GatewayUnavailable as error:
                 log.warning("Prefect unreachable; task %s left out of sync: %s", task.id, error)
-                self.pending.set()
+                self.mark_down()
                 return
             async with self.db.transaction() as session:
                 await SyncRepository(session).mark_synced(task.id, task.sync_version)
@@ -75,12 +101,15 @@ class DeploymentProjection:
     async def remove(self, tasks: Sequence[tuple[str, str]]) -> None:
         """Delete the deployments of deleted tasks, then their tombstones."""
         removed: list[str] = []
+        if self.prefect_down:
+            self.pending.set()
+            return
         for _account_id, task_id in tasks:
             try:
                 await self.gateway.delete_deployment(task_id)
             except GatewayUnavailable as error:
                 log.warning("Prefect unreachable; deployment %s removed later: %s", task_id, error)
-                self.pending.set()
+                self.mark_down()
                 break
             removed.append(task_id)
         if removed:
@@ -103,7 +132,9 @@ class DeploymentProjection:
                 await self.gateway.apply_deployment(deployment_spec(task))
                 await self.gateway.create_flow_run(task.id, idempotency_key=key)
         except GatewayUnavailable:
+            self.mark_down()
             raise ServiceUnavailable("The orchestrator is unavailable; try again shortly") from None
+        self.mark_up()
 
     async def cancel(self, task: Task) -> None:
         """Cancel the task's running and queued runs."""

@@ -54,6 +54,7 @@ class Reconciler:
         *,
         interval: float = 15.0,
         drift_every: int = 20,
+        parallelism: int = 8,
     ) -> None:
         self.db = db
         self.gateway = gateway
@@ -61,6 +62,7 @@ class Reconciler:
         self.clock = clock
         self.interval = interval
         self.drift_every = drift_every
+        self.parallelism = parallelism
         self._task: asyncio.Task[None] | None = None
         self._ready = False
 
@@ -81,6 +83,7 @@ class Reconciler:
         while True:
             try:
                 await self.run_pass(full=passes % self.drift_every == 0)
+                self.projection.mark_up()
                 passes += 1
             except GatewayUnavailable as error:
                 log.warning("reconcile: Prefect unreachable (%s); retrying", error)
@@ -177,8 +180,10 @@ class Reconciler:
             after = ids[-1]
 
     async def _push_or_raise(self, ids: list[str]) -> None:
+        """Apply ``ids`` a few at a time in parallel (each apply is several round trips)."""
         self.projection.pending.clear()
-        await self.projection.push(ids)
+        chunks = [ids[i :: self.parallelism] for i in range(self.parallelism)]
+        await asyncio.gather(*(self.projection.push(c, force=True) for c in chunks if c))
         if self.projection.pending.is_set():
             # push() swallows outages for the request path; here an outage ends the pass.
             raise GatewayUnavailable("Prefect became unreachable during reconcile")
@@ -202,6 +207,6 @@ class Reconciler:
         if missing:
             async with self.db.transaction() as session:
                 await SyncRepository(session).mark_unsynced(missing)
-            for start in range(0, len(missing), _BATCH):
+            for start in range(0, len(missing), _BATCH):  # recreate in parallel too
                 await self._push_or_raise(missing[start : start + _BATCH])
             report.recreated += len(missing)
