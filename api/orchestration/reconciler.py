@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from api.clock import Clock, to_ms
 from api.db.engine import Database
 from api.idempotency import IdempotencyStore
-from api.orchestration.projection import DeploymentProjection
+from api.orchestration.projection import DeploymentProjection, deployment_spec
 from api.orchestration.repository import SyncRepository
 from api.tasks.repository import TaskRepository
 from api.tasks.service import schedule_of
@@ -25,6 +25,8 @@ from deployments.gateway import Gateway, GatewayUnavailable
 log = logging.getLogger(__name__)
 
 _BATCH = 200
+# How long after a write a task's Prefect runs are re-checked (see _settle_recent).
+SETTLE_WINDOW_MS = 10 * 60 * 1000
 FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
 
 
@@ -38,6 +40,7 @@ class PassReport:
     recreated: int = 0
     orphans_removed: int = 0
     dead_sessions: int = 0
+    repaired: int = 0
     remaining: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -106,6 +109,7 @@ class Reconciler:
         await self._remove_tombstoned(report)
         await self._apply_unsynced(report)
         await self._end_dead_sessions(report)
+        await self._settle_recent(report)
         if full:
             await self._repair_drift(report)
         async with self.db.session() as session:
@@ -167,6 +171,21 @@ class Reconciler:
                 "task %s: flow run %s is %s; session closed as failure", task.id, holder, state
             )
             report.dead_sessions += 1
+
+    async def _settle_recent(self, report: PassReport) -> None:
+        """Re-check the runs of recently changed tasks against their schedule.
+
+        Prefect's scheduler service reads a schedule and inserts its runs in separate
+        transactions; under load a change can land in between, leaving runs of the old
+        schedule (and too few of the new one) after the gateway's own repair. Applying
+        again schedules the missing slots; repairing removes the stale ones.
+        """
+        since = to_ms(self.clock()) - SETTLE_WINDOW_MS
+        async with self.db.session() as session:
+            recent = list(await SyncRepository(session).recently_updated(since, _BATCH))
+        for task in recent:
+            await self.gateway.apply_deployment(deployment_spec(task))
+            report.repaired += len(await self.gateway.repair_runs(task.id))
 
     async def _apply_unsynced(self, report: PassReport) -> None:
         after: str | None = None

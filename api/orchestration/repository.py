@@ -135,3 +135,16 @@ class SyncRepository:
                 updated_at=now_ms,
             )
         )
+
+    async def recently_updated(self, since_ms: int, limit: int) -> Sequence[Task]:
+        """In-sync tasks written since ``since_ms``, newest first."""
+        stmt = (
+            select(Task)
+            .where(
+                col(Task.updated_at) >= since_ms,
+                col(Task.synced_version) == col(Task.sync_version),
+            )
+            .order_by(col(Task.updated_at).desc())
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()

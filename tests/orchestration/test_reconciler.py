@@ -108,6 +108,7 @@ async def test_drift_is_repaired(world: World) -> None:
         schedule=None,
     )
     await world.gateway.apply_deployment(orphan)  # a taskbot deployment with no task
+    world.clock.advance(timedelta(minutes=11))  # past the settle window of recent writes
     report = await world.reconciler.run_pass(full=True)
     assert report.recreated == 1 and report.orphans_removed == 1
     assert set(await deployed(world)) >= {kept} and "task_orphan" not in await deployed(world)
