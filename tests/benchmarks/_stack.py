@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import secrets
 import signal
@@ -42,8 +43,8 @@ def load() -> str:
 def quantile(values: Sequence[float], q: float) -> float:
     """The ``q`` quantile by nearest rank (p99 of 100 values is the 99th smallest)."""
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))
-    return ordered[index]
+    rank = math.ceil(q * len(ordered) - 1e-9)
+    return ordered[min(len(ordered), max(1, rank)) - 1]
 
 
 def summary(values: Sequence[float], unit: str = "ms", digits: int = 1) -> str:
