@@ -110,6 +110,13 @@ class Task(SQLModel, table=True):
     __table_args__ = (
         Index("ix_task_account_page", "account_id", "created_at", "id"),
         Index("ix_task_unsynced", "synced_version", "sync_version"),
+        # meta.k=v filters are JSONB containment on PostgreSQL (see db/queries.py).
+        Index(
+            "ix_task_meta",
+            "meta",
+            postgresql_using="gin",
+            postgresql_ops={"meta": "jsonb_path_ops"},
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=64)

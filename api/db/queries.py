@@ -55,12 +55,19 @@ def meta_condition(column: Any, filt: MetaFilter, dialect: str) -> ColumnElement
     """
     number = _number(filt.value)
     if dialect == "postgresql":
-        found = func.jsonb_extract_path(column, *filt.path)
+        # Containment of a one-path document (`meta @> {"a": {"b": v}}`) is equality for
+        # a scalar at that path, and the GIN index on meta can answer it.
+        def contains(value: object) -> ColumnElement[bool]:
+            document: object = value
+            for part in reversed(filt.path):
+                document = {part: document}
+            return column.op("@>")(cast(literal(json.dumps(document)), JSONB))  # type: ignore[no-any-return]
+
         if filt.boolean is not None:
-            return found == cast(literal(json.dumps(filt.boolean)), JSONB)
-        options = [found == cast(literal(json.dumps(filt.value)), JSONB)]
+            return contains(filt.boolean)
+        options = [contains(filt.value)]
         if number is not None:
-            options.append(found == cast(literal(json.dumps(number)), JSONB))
+            options.append(contains(number))
         return or_(*options)
     # SQLite: json_type tells booleans ("true"/"false") from numbers and text.
     path = "$" + "".join('."' + part.replace('"', '\\"') + '"' for part in filt.path)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from api.accounts.service import AccountService
 from api.clock import system_clock
@@ -64,6 +64,10 @@ async def seed(url: str, count: int) -> tuple[str, list[str]]:
     async with db.transaction() as session:
         for start in range(0, count, 5000):
             await session.execute(insert(Task), rows[start : start + 5000])
+    # Fresh planner statistics, as a live database would have (autovacuum runs later).
+    async with db.engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(text("ANALYZE"))
     await db.dispose()
     return token, ids
 

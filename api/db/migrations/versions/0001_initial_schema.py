@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 15:20:46.122439
+Create Date: 2026-11-29 17:04:01.896641
 """
 
 from collections.abc import Sequence
@@ -163,6 +163,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_task_bot_id"), ["bot_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_task_contact_id"), ["contact_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_task_expires_at"), ["expires_at"], unique=False)
+        # A GIN index for meta containment filters; SQLite has no use for one.
+        if op.get_bind().dialect.name == "postgresql":
+            batch_op.create_index(
+                "ix_task_meta",
+                ["meta"],
+                unique=False,
+                postgresql_using="gin",
+                postgresql_ops={"meta": "jsonb_path_ops"},
+            )
         batch_op.create_index("ix_task_unsynced", ["synced_version", "sync_version"], unique=False)
 
     op.create_table(
@@ -296,6 +305,8 @@ def downgrade() -> None:
     op.drop_table("conversation")
     with op.batch_alter_table("task", schema=None) as batch_op:
         batch_op.drop_index("ix_task_unsynced")
+        if op.get_bind().dialect.name == "postgresql":
+            batch_op.drop_index("ix_task_meta")
         batch_op.drop_index(batch_op.f("ix_task_expires_at"))
         batch_op.drop_index(batch_op.f("ix_task_contact_id"))
         batch_op.drop_index(batch_op.f("ix_task_bot_id"))
