@@ -5,8 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Any, Generic, TypeVar
 
+import msgspec
 from msgspec import UNSET
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,3 +98,19 @@ def sent_fields(body: Any) -> dict[str, Any]:
         for name in body.__struct_fields__
         if (value := getattr(body, name)) is not UNSET
     }
+
+
+WireT = TypeVar("WireT")
+
+
+def to_wire(row: Any, shape: type[WireT], **overrides: Any) -> WireT:
+    """A wire Struct from a row's attributes of the same names (the one row → Struct step).
+
+    msgspec validates while converting, so a row that breaks the contract's shape (a
+    status the wire does not know, say) fails loudly here instead of on a client.
+    """
+    if overrides:
+        # Override before validating: the row's own value may not fit the wire shape.
+        fields = {name: getattr(row, name) for name in shape.__struct_fields__}  # type: ignore[attr-defined]
+        row = SimpleNamespace(**{**fields, **overrides})
+    return msgspec.convert(row, shape, from_attributes=True)

@@ -12,28 +12,14 @@ from api.db.models import Bot
 from api.errors import NotFound
 from api.ids import new_id
 from api.meta import check_meta
-from api.resources import ResourceService, sent_fields
+from api.resources import ResourceService, sent_fields, to_wire
 from api.tasks.projection import TaskProjection
 from api.tasks.repository import TaskRepository
 
 
 def bot_out(bot: Bot) -> BotOut:
     """The wire object of a bot row."""
-    return BotOut(
-        id=bot.id,
-        name=bot.name,
-        description=bot.description,
-        backstory=bot.backstory,
-        model=bot.model,
-        dataset_id=bot.dataset_id,
-        skillset_id=bot.skillset_id,
-        privacy=bot.privacy,
-        moderation=bot.moderation,
-        visibility=bot.visibility,
-        meta=bot.meta,
-        created_at=bot.created_at,
-        updated_at=bot.updated_at,
-    )
+    return to_wire(bot, BotOut)
 
 
 class BotService(ResourceService[Bot, BotOut]):

@@ -12,25 +12,14 @@ from api.db.models import Contact
 from api.errors import NotFound
 from api.ids import new_id
 from api.meta import check_meta
-from api.resources import ResourceService, sent_fields
+from api.resources import ResourceService, sent_fields, to_wire
 from api.tasks.projection import TaskProjection
 from api.tasks.repository import TaskRepository
 
 
 def contact_out(contact: Contact) -> ContactOut:
     """The wire object of a contact row."""
-    return ContactOut(
-        id=contact.id,
-        name=contact.name,
-        description=contact.description,
-        fingerprint=contact.fingerprint,
-        email=contact.email,
-        phone=contact.phone,
-        nick=contact.nick,
-        meta=contact.meta,
-        created_at=contact.created_at,
-        updated_at=contact.updated_at,
-    )
+    return to_wire(contact, ContactOut)
 
 
 class ContactService(ResourceService[Contact, ContactOut]):

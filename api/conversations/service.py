@@ -9,34 +9,17 @@ from api.conversations.repository import ConversationRepository, MessageReposito
 from api.conversations.schemas import ConversationOut, MessageOut
 from api.db.engine import Database
 from api.db.models import Conversation, Message
-from api.resources import ResourceService
+from api.resources import ResourceService, to_wire
 
 
 def conversation_out(row: Conversation) -> ConversationOut:
     """The wire object of a conversation row."""
-    return ConversationOut(
-        id=row.id,
-        name=row.name,
-        description=row.description,
-        bot_id=row.bot_id,
-        contact_id=row.contact_id,
-        task_id=row.task_id,
-        meta=row.meta,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return to_wire(row, ConversationOut)
 
 
 def message_out(row: Message) -> MessageOut:
     """The wire object of a message row."""
-    return MessageOut(
-        id=row.id,
-        type=row.type,
-        text=row.text,
-        meta=row.meta,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return to_wire(row, MessageOut)
 
 
 class ConversationService(ResourceService[Conversation, ConversationOut]):

@@ -10,7 +10,7 @@ from api.db.models import Execution
 from api.errors import NotFound
 from api.executions.repository import ExecutionRepository
 from api.executions.schemas import ExecutionOut
-from api.resources import ResourceService
+from api.resources import ResourceService, to_wire
 from api.tasks.projection import TaskProjection
 
 FINAL_PHASE = "done"
@@ -18,24 +18,7 @@ FINAL_PHASE = "done"
 
 def execution_out(row: Execution) -> ExecutionOut:
     """The wire object of an execution row."""
-    return ExecutionOut(
-        id=row.id,
-        task_id=row.task_id,
-        conversation_id=row.conversation_id,
-        name=row.name,
-        description=row.description,
-        meta=row.meta,
-        status=row.status,  # type: ignore[arg-type]
-        outcome=row.outcome,  # type: ignore[arg-type]
-        summary=row.summary,
-        completed_at=row.completed_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        flow_run_id=row.flow_run_id,
-        kind=row.kind,
-        scheduled_for=row.scheduled_for,
-        started_at=row.started_at,
-    )
+    return to_wire(row, ExecutionOut)
 
 
 class ExecutionService(ResourceService[Execution, ExecutionOut]):

@@ -15,7 +15,7 @@ from api.errors import BadRequest, LimitsReached, NotFound
 from api.ids import new_id
 from api.meta import apply_meta_update, check_meta
 from api.quotas import QuotaDefaults, quota_defaults, read_usage
-from api.resources import ResourceService, sent_fields
+from api.resources import ResourceService, sent_fields, to_wire
 from api.settings import Settings
 from api.tasks.projection import TaskProjection
 from api.tasks.repository import TaskRepository
@@ -35,47 +35,15 @@ def current_next_run(task: Task, now: datetime) -> int | None:
 
 
 def to_out(task: Task, now: datetime) -> TaskOut:
-    """The wire object of a task row (the one place rows become Structs)."""
-    return TaskOut(
-        id=task.id,
-        name=task.name,
-        description=task.description,
-        bot_id=task.bot_id,
-        contact_id=task.contact_id,
-        blueprint_id=task.blueprint_id,
-        schedule=task.schedule,
-        timezone=task.timezone,
-        session_duration=task.session_duration,
-        max_iterations=task.max_iterations,
-        max_time=task.max_time,
-        status=task.status,  # type: ignore[arg-type]
-        outcome=task.outcome,  # type: ignore[arg-type]
-        last_run_at=task.last_run_at,
-        next_run_at=current_next_run(task, now),
-        expires_at=task.expires_at,
-        meta=task.meta,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-    )
+    """The wire object of a task row, with ``nextRunAt`` as of ``now``."""
+    out = to_wire(task, TaskOut)
+    out.next_run_at = current_next_run(task, now)
+    return out
 
 
 def to_export(task: Task) -> TaskExportItem:
     """The export object of a task row; a null ``meta`` exports as ``{}``."""
-    return TaskExportItem(
-        id=task.id,
-        name=task.name,
-        description=task.description,
-        contact_id=task.contact_id,
-        bot_id=task.bot_id,
-        schedule=task.schedule,
-        timezone=task.timezone,
-        session_duration=task.session_duration,
-        max_iterations=task.max_iterations,
-        max_time=task.max_time,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-        meta=task.meta or {},
-    )
+    return to_wire(task, TaskExportItem, meta=task.meta or {})
 
 
 def schedule_of(task: Task) -> TaskSchedule:
