@@ -90,13 +90,26 @@ class DeploymentProjection:
             tasks = list(await SyncRepository(session).tasks(task_ids))
         for task in tasks:
             try:
-                await self.gateway.apply_deployment(deployment_spec(task))
+                await self.apply(task)
             except GatewayUnavailable as error:
                 log.warning("Prefect unreachable; task %s left out of sync: %s", task.id, error)
                 self.mark_down()
                 return
-            async with self.db.transaction() as session:
-                await SyncRepository(session).mark_synced(task.id, task.sync_version)
+
+    async def apply(self, task: Task) -> None:
+        """Apply one task's deployment and record the version applied.
+
+        A delete can commit while the apply is in flight (its own deployment removal
+        then runs first), which would leave a deployment for a task that no longer
+        exists: so the store is read again afterwards, and such a deployment removed.
+        """
+        await self.gateway.apply_deployment(deployment_spec(task))
+        async with self.db.transaction() as session:
+            repo = SyncRepository(session)
+            await repo.mark_synced(task.id, task.sync_version)
+            still_there = bool(await repo.existing_ids([task.id]))
+        if not still_there:
+            await self.gateway.delete_deployment(task.id)
 
     async def remove(self, tasks: Sequence[tuple[str, str]]) -> None:
         """Delete the deployments of deleted tasks, then their tombstones."""

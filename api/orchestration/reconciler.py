@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from api.clock import Clock, to_ms
 from api.db.engine import Database
 from api.idempotency import IdempotencyStore
-from api.orchestration.projection import DeploymentProjection, deployment_spec
+from api.orchestration.projection import DeploymentProjection
 from api.orchestration.repository import SyncRepository
 from api.tasks.repository import TaskRepository
 from api.tasks.service import schedule_of
@@ -184,7 +184,7 @@ class Reconciler:
         async with self.db.session() as session:
             recent = list(await SyncRepository(session).recently_updated(since, _BATCH))
         for task in recent:
-            await self.gateway.apply_deployment(deployment_spec(task))
+            await self.projection.apply(task)
             report.repaired += len(await self.gateway.repair_runs(task.id))
 
     async def _apply_unsynced(self, report: PassReport) -> None:

@@ -182,3 +182,17 @@ async def test_a_session_whose_worker_died_is_closed_as_failure(world: World) ->
         ).scalars()
     assert task.status == "idle" and task.outcome == "failure" and task.running_flow_run_id is None
     assert execution.outcome == "failure" and "Crashed" in execution.summary
+
+
+async def test_an_apply_that_races_a_delete_leaves_no_deployment(world: World) -> None:
+    from api.db.models import Task
+
+    task_id = await world.tasks.create(world.account_id, TaskCreate(schedule="hourly"))
+    async with world.db.session() as session:
+        stale = await session.get(Task, task_id)
+    # The delete commits (and removes the deployment) while an apply of the old row is
+    # still on its way to Prefect.
+    await world.tasks.delete(world.account_id, task_id)
+    assert task_id not in await deployed(world)
+    await world.reconciler.projection.apply(stale)
+    assert task_id not in await deployed(world)
