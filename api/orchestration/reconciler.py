@@ -159,7 +159,7 @@ class Reconciler:
             now = self.clock()
             upcoming = schedule_of(task).next_run_after(now)
             async with self.db.transaction() as session:
-                await SyncRepository(session).end_dead_session(
+                closed = await SyncRepository(session).end_dead_session(
                     task,
                     holder,
                     summary=f"The session ended without finishing (Prefect flow run {state})",
@@ -167,6 +167,8 @@ class Reconciler:
                     next_run_at=to_ms(upcoming) if upcoming else None,
                     now_ms=to_ms(now),
                 )
+            if not closed:
+                continue  # the session released its lease itself meanwhile
             log.warning(
                 "task %s: flow run %s is %s; session closed as failure", task.id, holder, state
             )

@@ -110,8 +110,24 @@ class SyncRepository:
         canceled: bool,
         next_run_at: int | None,
         now_ms: int,
-    ) -> None:
-        """Close a session whose flow run ended without closing it: failure, lease released."""
+    ) -> bool:
+        """Close a session whose flow run ended without closing it: failure, lease released.
+
+        Returns False when the holder had released the lease meanwhile (nothing done).
+        """
+        released = await self.session.execute(
+            update(Task)
+            .where(col(Task.id) == task.id, col(Task.running_flow_run_id) == holder)
+            .values(
+                status="idle",
+                running_flow_run_id=None,
+                outcome="failure",
+                next_run_at=next_run_at,
+                updated_at=now_ms,
+            )
+        )
+        if not released.rowcount:  # type: ignore[attr-defined]
+            return False
         await self.session.execute(
             update(Execution)
             .where(col(Execution.flow_run_id) == holder, col(Execution.phase) != "done")
@@ -124,17 +140,7 @@ class SyncRepository:
                 updated_at=now_ms,
             )
         )
-        await self.session.execute(
-            update(Task)
-            .where(col(Task.id) == task.id, col(Task.running_flow_run_id) == holder)
-            .values(
-                status="idle",
-                running_flow_run_id=None,
-                outcome="failure",
-                next_run_at=next_run_at,
-                updated_at=now_ms,
-            )
-        )
+        return True
 
     async def recently_updated(self, since_ms: int, limit: int) -> Sequence[Task]:
         """In-sync tasks written since ``since_ms``, newest first."""

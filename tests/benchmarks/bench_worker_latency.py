@@ -40,6 +40,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.workers.process import ProcessWorker
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from api.db.engine import Database, create_engine
 from api.db.models import Execution
@@ -126,9 +128,7 @@ class Api:
 
     async def tasks(self, count: int, body: dict[str, Any], parallel: int = 8) -> list[str]:
         """Create ``count`` tasks from ``body``, ``parallel`` requests at a time, in order."""
-        return await gather_limited(
-            [lambda i=i: self._task(body, i) for i in range(count)], parallel
-        )
+        return await gather_limited([partial(self._task, body, i) for i in range(count)], parallel)
 
     async def _task(self, body: dict[str, Any], index: int) -> str:
         return str((await self.post("task/create", {"name": f"bench {index}", **body}))["id"])
@@ -297,13 +297,13 @@ async def executions(stack: Stack, task_ids: Sequence[str]) -> Tally:
             await session.execute(
                 select(
                     func.count(),
-                    func.count(Execution.started_at),
-                    func.count(Execution.completed_at),
-                    func.count().filter(Execution.outcome == "success"),
-                    func.count(func.distinct(Execution.task_id)).filter(
-                        Execution.completed_at.is_not(None)  # type: ignore[union-attr]
+                    func.count(col(Execution.started_at)),
+                    func.count(col(Execution.completed_at)),
+                    func.count().filter(col(Execution.outcome) == "success"),
+                    func.count(func.distinct(col(Execution.task_id))).filter(
+                        col(Execution.completed_at).is_not(None)
                     ),
-                ).where(Execution.task_id.in_(list(task_ids)))  # type: ignore[attr-defined]
+                ).where(col(Execution.task_id).in_(list(task_ids)))
             )
         ).one()
     return Tally(*(int(value) for value in row))
@@ -404,7 +404,7 @@ async def part_c(stack: Stack, api: Api, task_ids: list[str]) -> None:
         await set_paused(stack, OURS_POOL, True)
         api.unavailable = 0
         t0 = time.monotonic()
-        await gather_limited([lambda t=t: api.trigger(t) for t in task_ids], parallel=10)
+        await gather_limited([partial(api.trigger, t) for t in task_ids], parallel=10)
         print(
             f"   {count} triggers (queue paused) answered in {time.monotonic() - t0:.1f} s, "
             f"{api.unavailable} answers 503; {load()}",
@@ -428,9 +428,7 @@ async def part_c(stack: Stack, api: Api, task_ids: list[str]) -> None:
         async with stack.db.session() as session:
             starts = (
                 await session.execute(
-                    select(Execution.started_at).where(
-                        Execution.task_id.in_(task_ids)  # type: ignore[attr-defined]
-                    )
+                    select(col(Execution.started_at)).where(col(Execution.task_id).in_(task_ids))
                 )
             ).scalars()
             last_start = max((s for s in starts if s is not None), default=None)
